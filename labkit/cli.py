@@ -1,0 +1,55 @@
+"""Command line: `python -m labkit check|data|run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from labkit.errors import LabkitError
+
+
+def _check(args: argparse.Namespace) -> int:
+    from labkit.stack import check_stack
+
+    for name, version in check_stack().items():
+        print(f"{name:32s} {version}")
+    print("stack ok: every package of the lab imports in one process")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from labkit.data import load_fashion_mnist, load_pets
+
+    if args.dataset == "fashion-mnist":
+        data = load_fashion_mnist(args.dataset_root, download=args.download_dataset)
+    else:
+        data = load_pets(args.dataset_root, download=args.download_dataset)
+    print(data.describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="import the whole stack in one process and print versions").set_defaults(
+        func=_check)
+    data = commands.add_parser("data", help="load a dataset and say what it holds")
+    add_dataset_options(data)
+    data.set_defaults(func=_data)
+    return parser
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """The dataset options shared by every command that reads data."""
+    parser.add_argument("--dataset", choices=["fashion-mnist", "oxford-pets"], default="fashion-mnist")
+    parser.add_argument("--dataset-root", default=None, help="folder holding the dataset files")
+    parser.add_argument("--download-dataset", action="store_true", help="download the dataset if not found")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LabkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,31 @@
+"""The software stack of the lab, imported in one process: the only proof the pinned set is sound.
+
+`pip check` can report no broken requirements while a package fails to import (an unpinned
+ai-edge-torch once pulled a torch-xla that did), so the check imports what the notebooks use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "tensorflow", "tf_keras", "tensorflow_model_optimization", "torch", "nni", "litert_torch",
+    "onnx", "onnxruntime", "ai_edge_litert", "netron", "papermill", "nbconvert", "seaborn", "sklearn",
+]
+
+
+def check_stack() -> dict[str, str]:
+    """Import every package of the lab and the legacy NNI classes; return {module: version}."""
+    import labkit  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    versions = {}
+    for name in MODULES:
+        module = importlib.import_module(name)
+        versions[name] = getattr(module, "__version__", "?")
+    import tensorflow as tf
+    from nni.compression.pytorch.pruning import ActivationAPoZRankPruner  # noqa: F401
+    from nni.compression.pytorch.speedup import ModelSpeedup  # noqa: F401
+
+    if "tf_keras" not in tf.keras.__name__:
+        raise RuntimeError(f"tf.keras is {tf.keras.__name__}, not Keras 2: set TF_USE_LEGACY_KERAS=1 first")
+    return versions

@@ -1,0 +1,81 @@
+"""Running TensorFlow Lite models with the LiteRT interpreter: batched predictions and batch-1 latency.
+
+Accuracy is measured in large batches (fast); latency separately at batch 1 after a warm-up,
+as the median of many runs, because that is what one request on an edge device costs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from labkit.errors import LabkitError
+
+
+def load(model: str | Path | bytes, num_threads: int = 1) -> Interpreter:
+    """An interpreter for a .tflite file or its bytes; a file that is not a TFLite model is a LabkitError."""
+    try:
+        if isinstance(model, bytes):
+            return Interpreter(model_content=model, num_threads=num_threads)
+        return Interpreter(model_path=str(model), num_threads=num_threads)
+    except (ValueError, RuntimeError) as err:
+        where = "the given bytes" if isinstance(model, bytes) else str(model)
+        raise LabkitError(f"{where} is not a valid TFLite model ({str(err).splitlines()[0]}); "
+                          "delete it and convert the model again") from err
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float input to the tensor's dtype using its scale and zero point (identity for float tensors)."""
+    scale, zero_point = detail["quantization"]
+    if detail["dtype"] in (np.float32, np.float16) or scale == 0:
+        return x.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if y.dtype in (np.float32, np.float16) or scale == 0:
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - zero_point) * scale
+
+
+def predict(interpreter: Interpreter, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Outputs of the model's first output for every row of x, as float32, in batches."""
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results, current = [], None
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        if current != len(batch):
+            interpreter.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]])
+            interpreter.allocate_tensors()
+            current = len(batch)
+        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
+        interpreter.invoke()
+        results.append(_dequantize(interpreter.get_tensor(out["index"]), out))
+    return np.concatenate(results)
+
+
+def latency(interpreter: Interpreter, sample: np.ndarray, warmup: int = 20, runs: int = 200) -> dict[str, float]:
+    """Batch-1 inference time in milliseconds: median, interquartile range, 10th and 90th percentiles."""
+    inp = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(inp["index"], [1, *inp["shape"][1:]])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], _quantize(sample[None], inp))
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times[i] = time.perf_counter() - start
+    return summarize_times(times)
+
+
+def summarize_times(seconds: np.ndarray) -> dict[str, float]:
+    """Median, IQR and 10th/90th percentiles of a set of timings, in milliseconds."""
+    p10, q1, median, q3, p90 = np.percentile(np.asarray(seconds) * 1e3, [10, 25, 50, 75, 90])
+    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "p10_ms": float(p10), "p90_ms": float(p90)}

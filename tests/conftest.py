@@ -1,0 +1,83 @@
+"""Shared fixtures: small generated datasets, and the real data on the machine (skipped when absent)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import labkit  # noqa: F401  (TF_USE_LEGACY_KERAS before any TensorFlow import)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-sample"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write a uint8 array as an IDX file (gzipped when the name ends in .gz)."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    """A folder with the four Fashion-MNIST file names holding small random images and labels."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 50), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    return tmp_path
+
+
+@pytest.fixture
+def pets_dir(tmp_path: Path) -> Path:
+    """An Oxford-IIIT Pet folder in the official layout with the real data's quirks.
+
+    Class ids 1, 2, 6 (not contiguous); one '.jpg' that is a GIF and one that is a PNG; a stray .mat
+    file; one listed image that cannot be decoded.
+    """
+    root = tmp_path / "pets"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    rng = np.random.default_rng(0)
+    breeds = [("Abyssinian", 1, 1), ("american_bulldog", 2, 2), ("Bengal", 6, 1)]
+    rows = []
+    for breed, class_id, species in breeds:
+        for i in range(1, 5):
+            name = f"{breed}_{i}"
+            pixels = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+            fmt = "GIF" if name == "Abyssinian_1" else "PNG" if name == "Abyssinian_2" else "JPEG"
+            Image.fromarray(pixels).save(root / "images" / f"{name}.jpg", format=fmt)
+            rows.append(f"{name} {class_id} {species} {i}")
+    (root / "images" / "Bengal_4.jpg").write_bytes(b"not an image")
+    (root / "images" / "Abyssinian_1.mat").write_bytes(b"MATLAB 5.0")
+    header = "#Image CLASS-ID SPECIES BREED ID\n"
+    (root / "annotations" / "list.txt").write_text(header + "\n".join(rows) + "\n")
+    (root / "annotations" / "trainval.txt").write_text("\n".join(rows[0::2]) + "\n")
+    (root / "annotations" / "test.txt").write_text("\n".join(rows[1::2]) + "\n")
+    return root
+
+
+@pytest.fixture
+def no_data_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hide the Debian copy, $LABKIT_DATA and the user cache, as on a machine without the dataset."""
+    from labkit.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LABKIT_DATA", raising=False)
+    return tmp_path
+
+
+def needs(path: Path, what: str):
+    """Skip marker for tests that read data found only on some machines."""
+    return pytest.mark.skipif(not path.exists(), reason=f"{what} not on this machine ({path})")
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
