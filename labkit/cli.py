@@ -28,6 +28,27 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import papermill as pm
+
+    from labkit import runner
+
+    try:
+        runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
+                   args.test_dataset_fraction, args.force, runner.parse_params(args.param))
+    except pm.PapermillExecutionError as err:
+        print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; the partly executed "
+              f"notebook is kept as *.running.ipynb in the results folder)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _task_list() -> str:
+    from labkit.runner import NAMED_TASKS
+
+    return "tasks:\n" + "\n".join(f"  {name:32s} {text}" for name, text in NAMED_TASKS.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="load a dataset and say what it holds")
     add_dataset_options(data)
     data.set_defaults(func=_data)
+    run = commands.add_parser("run", help="run lab tasks: execute the notebooks and keep their results",
+                              epilog=_task_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--tasks", nargs="+", default=["all"], help="task names, space or comma separated")
+    add_dataset_options(run)
+    run.add_argument("--results-path", default=None, help="results folder (default results/<dataset>)")
+    run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
+    run.add_argument("--force", action="store_true", help="redo variants whose results exist")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="set a notebook parameter, e.g. -p train_samples=600 -p base_epochs=1")
+    run.set_defaults(func=_run)
     return parser
 
 

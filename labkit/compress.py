@@ -1,0 +1,114 @@
+"""TFMOT compression steps: weight clustering, magnitude pruning, fine-tuning and stripping.
+
+TFMOT wrappers change the model they are given, so every step starts from a fresh copy of the base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from labkit.errors import LabkitError
+
+LayerFilter = Callable[[object], bool]
+
+
+def copy_model(model):
+    """A new model with the same architecture and weights, sharing nothing with `model`."""
+    import tensorflow as tf
+
+    clone = tf.keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.trainable = True
+    return clone
+
+
+def _wrap(model, wrap: Callable, only: LayerFilter | None):
+    import tensorflow as tf
+
+    model = copy_model(model)
+    if only is None:
+        return wrap(model)
+    return tf.keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if only(layer) else layer)
+
+
+def check_clusters(clusters: int) -> int:
+    """A cluster count must be an integer of at least 2."""
+    if int(clusters) != clusters or clusters < 2:
+        raise LabkitError(f"cluster count {clusters} is invalid: use an integer of at least 2 (e.g. 16)")
+    return int(clusters)
+
+
+def check_sparsity(sparsity: float) -> float:
+    """A sparsity must lie strictly between 0 and 1."""
+    if not 0 < sparsity < 1:
+        raise LabkitError(f"sparsity {sparsity} is outside (0, 1): use a share of weights to zero, e.g. 0.5")
+    return float(sparsity)
+
+
+def cluster(model, clusters: int, only: LayerFilter | None = None, preserve_sparsity: bool = False):
+    """A copy of `model` wrapped for weight clustering into `clusters` centroids, initialised linearly.
+
+    `only` picks the layers to cluster (default: all that TFMOT supports). `preserve_sparsity`
+    keeps the zeros of a pruned model at zero (sparsity-preserving clustering).
+    """
+    import tensorflow_model_optimization as tfmot
+
+    params = {"number_of_clusters": check_clusters(clusters),
+              "cluster_centroids_init": tfmot.clustering.keras.CentroidInitialization.LINEAR,
+              "preserve_sparsity": preserve_sparsity}
+    return _wrap(model, lambda m: tfmot.clustering.keras.cluster_weights(m, **params), only)
+
+
+def prune(model, sparsity: float, only: LayerFilter | None = None):
+    """A copy of `model` wrapped for magnitude pruning to a constant `sparsity` from the first step."""
+    import tensorflow_model_optimization as tfmot
+
+    schedule = tfmot.sparsity.keras.ConstantSparsity(check_sparsity(sparsity), begin_step=0, frequency=1)
+    return _wrap(model, lambda m: tfmot.sparsity.keras.prune_low_magnitude(m, pruning_schedule=schedule), only)
+
+
+def pruning_callbacks(log_dir: str | None = None) -> list:
+    """UpdatePruningStep (required: it advances the schedule) and, with a log dir, PruningSummaries."""
+    import tensorflow_model_optimization as tfmot
+
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    if log_dir:
+        callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=str(log_dir)))
+    return callbacks
+
+
+def strip(model):
+    """Remove clustering and pruning wrappers, leaving plain layers with the final weights."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.strip_pruning(tfmot.clustering.keras.strip_clustering(model))
+
+
+def kernels(model) -> dict[str, np.ndarray]:
+    """The kernel (weight matrix) of every layer that has one, by layer name."""
+    return {layer.name: layer.kernel.numpy() for layer in model.layers
+            if getattr(layer, "kernel", None) is not None}
+
+
+def wrapped_names(model) -> list[str]:
+    """Names of the layers a TFMOT wrapper holds (the ones being clustered or pruned)."""
+    import tensorflow as tf
+
+    return [layer.layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Wrapper)]
+
+
+def kernel_stats(model, names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Per kernel (of the layers in `names`, default all): unique values and share of zeros.
+
+    Unique values are clustering's proof (at most k), the share of zeros is pruning's.
+    """
+    return {name: {"unique_values": int(np.unique(w).size), "sparsity": float(np.mean(w == 0)), "size": int(w.size)}
+            for name, w in kernels(model).items() if names is None or name in names}
+
+
+def head_and_late_convs(layer) -> bool:
+    """For MobileNetV2: only Dense layers and the last 1x1 convolutions (clustering all of it collapses)."""
+    kind = type(layer).__name__
+    return kind == "Dense" or (kind == "Conv2D" and (layer.name.startswith("block_16") or layer.name == "Conv_1"))

@@ -1,0 +1,80 @@
+"""Measuring one lab variant end to end and keeping its record, so a finished variant is never redone.
+
+A variant's JSON record is written last: if it exists, every file of the variant is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labkit import size, tflite
+from labkit.files import read_json, write_json
+from labkit.metrics import classification_metrics, confusion_matrix, write_metrics
+
+
+def method_of(name: str) -> str:
+    """The compression method a variant name stands for, in the course's naming."""
+    if name.startswith("pruned-") and "-clustered-" in name:
+        return "pruning+clustering"
+    for prefix, method in (("base", "none"), ("clustered-", "clustering"), ("pruned-", "pruning"),
+                           ("quantized-", "quantization"), ("structured-", "structured pruning")):
+        if name.startswith(prefix):
+            return method
+    return "other"
+
+
+def record_path(results_dir: Path, name: str) -> Path:
+    return Path(results_dir) / f"{name}.json"
+
+
+def load_record(results_dir: Path, name: str, force: bool = False) -> dict[str, Any] | None:
+    """The finished record of variant `name`, or None if it must be (re)computed."""
+    path = record_path(results_dir, name)
+    return None if force or not path.is_file() else read_json(path)
+
+
+def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str],
+                     results_dir: Path, reference: dict[str, Any] | None = None,
+                     params: dict[str, Any] | None = None, kernels: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a .tflite variant on the test set and write its metrics, picture, zip and JSON record.
+
+    `reference` is the FP32 base record: sizes and accuracy are compared against it.
+    """
+    results_dir = Path(results_dir)
+    interpreter = tflite.load(tflite_path)
+    start = time.perf_counter()
+    scores = tflite.predict(interpreter, x_test)
+    eval_seconds = time.perf_counter() - start
+    values = classification_metrics(y_test, scores)
+    cm = confusion_matrix(y_test, scores.argmax(axis=1), len(class_names))
+    files = write_metrics(results_dir / name, name, values, cm, class_names)
+    sizes = size.deflation(tflite_path, reference["size"]["zipped_bytes"] if reference else None)
+    sizes.update(size.entropy_bound(tflite_path, sizes["zipped_bytes"]))
+    sizes["times_smaller_raw"] = (reference["size"]["raw_bytes"] if reference else sizes["raw_bytes"]) / sizes[
+        "zipped_bytes"]
+    record = {
+        "name": name, "method": method_of(name), "params": params or {},
+        "metrics": values,
+        "accuracy_change_pp": 100 * (values["accuracy"] - reference["metrics"]["accuracy"]) if reference else 0.0,
+        "size": sizes,
+        "latency": tflite.latency(interpreter, x_test[0]),
+        "eval_seconds": eval_seconds, "test_samples": len(y_test),
+        "kernels": kernels or {},
+        "files": [p.name for p in (*files, Path(tflite_path), Path(str(tflite_path) + ".zip"))],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(record_path(results_dir, name), record)
+    return record
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every variant record in a results folder, base first, then by method and name."""
+    records = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
+    records = [r for r in records if "name" in r and "metrics" in r]
+    order = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
+    return sorted(records, key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
+                                          r["params"].get("clusters", 0), r["params"].get("sparsity", 0), r["name"]))

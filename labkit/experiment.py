@@ -1,0 +1,176 @@
+"""One Keras experiment of the lab: data, base model and the path from a wrapped model to a measured variant.
+
+The notebooks call these in the lab's order; each function is one step of the lab text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labkit import compress
+from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
+from labkit.evaluate import evaluate_variant, load_record
+from labkit.export import to_int8_tflite, to_tflite
+from labkit.keras_models import compile_model, fashion_cnn, load_model, pets_mobilenet, save_model
+
+
+@dataclass
+class Experiment:
+    """Data splits, pipelines and folders shared by every variant of one run."""
+
+    data: Dataset
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    batch_size: int
+    seed: int
+    results_dir: Path
+    models_dir: Path
+    base_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_pets(self) -> bool:
+        return self.data.name == "oxford-pets"
+
+    def train_ds(self):
+        return tf_dataset(self.x_train, self.y_train, self.batch_size, shuffle=True, seed=self.seed,
+                          augment=self.is_pets)
+
+    def val_ds(self):
+        return tf_dataset(self.x_val, self.y_val, self.batch_size)
+
+    def layer_filter(self):
+        """Which layers clustering wraps: all for the small CNN, the head only for MobileNetV2."""
+        return compress.head_and_late_convs if self.is_pets else None
+
+
+def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, download_dataset: bool = False,
+            train_samples: int | None = None, test_fraction: float = 1.0, image_size: int = 128,
+            batch_size: int = 64, seed: int = 42, results_dir: str | Path = "results",
+            models_dir: str | Path = "models", validation_fraction: float = 0.1) -> Experiment:
+    """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
+    x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train,
+                                                            validation_fraction, seed)
+    results_dir, models_dir = Path(results_dir), Path(models_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    return Experiment(data, x_train, y_train, x_val, y_val, preprocess(data.x_test), data.y_test,
+                      batch_size, seed, results_dir, models_dir)
+
+
+def base_model(exp: Experiment, epochs: int = 3, learning_rate: float = 1e-3):
+    """Load the cached base model for these settings, or train it and cache it under models/."""
+    import tensorflow as tf
+
+    tag = f"n{len(exp.x_train)}-e{epochs}-s{exp.seed}"
+    path = exp.models_dir / f"{exp.data.name}-base-{tag}.keras"
+    exp.base_info = {"path": str(path), "epochs": epochs, "learning_rate": learning_rate,
+                     "train_samples": len(exp.x_train)}
+    if path.is_file():
+        model = load_model(path)
+        exp.base_info.update(trained_now=False, weights=_weights_note(path))
+        return model
+    tf.keras.utils.set_random_seed(exp.seed)
+    if exp.is_pets:
+        model, weights = pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1])
+    else:
+        model, weights = fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
+    compile_model(model, learning_rate)
+    model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, verbose=2)
+    save_model(model, path)
+    path.with_suffix(".weights.txt").write_text(weights)
+    exp.base_info.update(trained_now=True, weights=weights)
+    return model
+
+
+def _weights_note(path: Path) -> str:
+    note = path.with_suffix(".weights.txt")
+    return note.read_text() if note.is_file() else "unknown"
+
+
+def fine_tune(model, exp: Experiment, epochs: int, learning_rate: float, callbacks: list | None = None):
+    """Compile a wrapped model with a fresh Adam and train it on the experiment's data."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(exp.seed)
+    compile_model(model, learning_rate)
+    return model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=callbacks or [],
+                     verbose=2)
+
+
+def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
+            wrapped: list[str] | None = None) -> dict[str, Any]:
+    """Convert a plain (stripped) Keras model to FP32 TFLite and evaluate it as variant `name`.
+
+    `wrapped` names the layers that were compressed; the record keeps their kernel statistics.
+    """
+    path = exp.results_dir / f"{name}.tflite"
+    to_tflite(model, path)
+    return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
+                            reference, params, compress.kernel_stats(model, wrapped))
+
+
+def reference(exp: Experiment, base, force: bool = False) -> dict[str, Any]:
+    """The FP32 TFLite base model's record: the reference of every comparison."""
+    return load_record(exp.results_dir, "base-fp32", force) or measure(exp, "base-fp32", base, None,
+                                                                      dict(exp.base_info))
+
+
+def quantized_variant(exp: Experiment, base, ref: dict, force: bool = False) -> dict[str, Any]:
+    """INT8 post-training quantization of the base, calibrated on 300 training images."""
+    name = "quantized-int8"
+    if record := load_record(exp.results_dir, name, force):
+        return record
+    path = exp.results_dir / f"{name}.tflite"
+    to_int8_tflite(base, exp.x_train[:300], path)
+    return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir, ref,
+                            {"calibration_samples": min(300, len(exp.x_train))})
+
+
+def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, epochs: int = 1,
+                      learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
+    """Cluster a copy of the base to `clusters` centroids, fine-tune, strip, convert and measure it."""
+    name = f"clustered-{clusters}-fp32"
+    if record := load_record(exp.results_dir, name, force):
+        return record
+    model = compress.cluster(base, clusters, only=exp.layer_filter())
+    fine_tune(model, exp, epochs, learning_rate)
+    params = {"clusters": clusters, "epochs": epochs, "learning_rate": learning_rate, "init": "linear"}
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+
+
+def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, epochs: int = 1,
+                   learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
+    """Prune a copy of the base to `sparsity`, fine-tune with the pruning callbacks, strip, convert, measure."""
+    name = f"pruned-{sparsity:g}-fp32"
+    if record := load_record(exp.results_dir, name, force):
+        return record
+    model = compress.prune(base, sparsity)
+    fine_tune(model, exp, epochs, learning_rate, compress.pruning_callbacks(exp.results_dir / "logs" / name))
+    params = {"sparsity": sparsity, "epochs": epochs, "learning_rate": learning_rate, "schedule": "constant"}
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+
+
+def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: int, ref: dict, epochs: int = 1,
+                             learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
+    """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning after each step."""
+    name = f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
+    if record := load_record(exp.results_dir, name, force):
+        return record
+    pruned = compress.prune(base, sparsity)
+    fine_tune(pruned, exp, epochs, learning_rate, compress.pruning_callbacks())
+    model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
+    fine_tune(model, exp, epochs, learning_rate)
+    params = {"sparsity": sparsity, "clusters": clusters, "epochs": epochs, "learning_rate": learning_rate}
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))

@@ -1,0 +1,115 @@
+"""Tables and plots of variant records, shared by the notebooks and the lab summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+Record = dict[str, Any]
+
+
+def variants_table(records: list[Record]) -> pd.DataFrame:
+    """Quality and speed per variant: the five metrics, change against the base, batch-1 latency."""
+    return pd.DataFrame([{
+        "variant": r["name"], "method": r["method"],
+        "accuracy": r["metrics"]["accuracy"], "Δ accuracy (pp)": r["accuracy_change_pp"],
+        "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
+        "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
+        "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"],
+    } for r in records]).set_index("variant")
+
+
+def deflation_table(records: list[Record]) -> pd.DataFrame:
+    """The course's ZIP table: file size, zip size, deflation %, and how many times smaller than the FP32 base."""
+    return pd.DataFrame([{
+        "variant": r["name"],
+        "size (KB)": r["size"]["raw_bytes"] / 1024, "zip size (KB)": r["size"]["zipped_bytes"] / 1024,
+        "deflation (%)": r["size"]["deflation_pct"],
+        "× smaller than zipped FP32 base": r["size"]["times_smaller"],
+        "× smaller than FP32 base file": r["size"]["times_smaller_raw"],
+        "entropy bound (KB)": r["size"]["ideal_bytes"] / 1024,
+        "bound / zip": r["size"].get("reached", float("nan")),
+    } for r in records]).set_index("variant")
+
+
+def kernel_table(record: Record) -> pd.DataFrame:
+    """Per kernel of one variant: size, distinct values and share of zeros."""
+    return pd.DataFrame(record["kernels"]).T.rename_axis("layer").astype({"unique_values": int, "size": int})
+
+
+def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
+    """Accuracy and zipped-size reduction against a swept parameter (cluster count or sparsity)."""
+    rows = sorted((r for r in records if param in r["params"] and r["method"] != "pruning+clustering"),
+                  key=lambda r: r["params"][param])
+    xs = [r["params"][param] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(xs, [r["metrics"]["accuracy"] for r in rows], "o-", label="compressed")
+    left.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="FP32 base")
+    left.set(xlabel=xlabel, ylabel="test accuracy", title="Quality")
+    left.legend()
+    right.plot(xs, [r["size"]["times_smaller"] for r in rows], "o-", color="tab:green")
+    right.axhline(1, color="grey", ls="--")
+    right.set(xlabel=xlabel, ylabel="× smaller (zipped, vs zipped base)", title="Zipped size reduction")
+    if param == "clusters":
+        for ax in (left, right):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(xs, [str(x) for x in xs])
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_tradeoff(records: list[Record]):
+    """Zipped size against accuracy, one point per variant, Pareto-optimal ones ringed."""
+    frame = pd.DataFrame({"variant": [r["name"] for r in records], "method": [r["method"] for r in records],
+                          "zip size (KB)": [r["size"]["zipped_bytes"] / 1024 for r in records],
+                          "accuracy": [r["metrics"]["accuracy"] for r in records]})
+    front = pareto_front(records)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sns.scatterplot(frame, x="zip size (KB)", y="accuracy", hue="method", s=80, ax=ax)
+    best = frame[frame.variant.isin(front)].sort_values("zip size (KB)")
+    ax.plot(best["zip size (KB)"], best["accuracy"], "o-", mfc="none", ms=14, color="black", lw=0.8,
+            label="Pareto front")
+    for _, row in frame.iterrows():
+        ax.annotate(row.variant, (row["zip size (KB)"], row.accuracy), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("Size against quality (up and left is better)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def pareto_front(records: list[Record]) -> list[str]:
+    """Names of the variants no other variant beats on both zipped size and accuracy."""
+    def beaten(r: Record) -> bool:
+        return any(o["size"]["zipped_bytes"] <= r["size"]["zipped_bytes"]
+                   and o["metrics"]["accuracy"] >= r["metrics"]["accuracy"]
+                   and (o["size"]["zipped_bytes"], o["metrics"]["accuracy"])
+                   != (r["size"]["zipped_bytes"], r["metrics"]["accuracy"]) for o in records)
+
+    return [r["name"] for r in records if not beaten(r)]
+
+
+def headlines(records: list[Record]) -> str:
+    """One markdown bullet per variant: accuracy and its change, zipped reduction, latency."""
+    return "\n".join(
+        f"- **{r['name']}**: accuracy {r['metrics']['accuracy']:.4f} ({r['accuracy_change_pp']:+.2f} pp), "
+        f"zipped {r['size']['times_smaller']:.2f}× smaller than the zipped FP32 base, "
+        f"batch-1 latency {r['latency']['median_ms']:.3f} ms" for r in records)
+
+
+def plot_samples(images, labels, class_names: list[str], count: int = 10):
+    """A row of sample images titled with their class names."""
+    fig, axes = plt.subplots(1, count, figsize=(1.4 * count, 1.9))
+    for ax, image, label in zip(axes, images[:count], labels[:count], strict=False):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        ax.set_title(class_names[label], fontsize=7)
+        ax.axis("off")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,197 @@
+"""The task runner: the course's task names in, executed notebooks (papermill) and records out.
+
+Tasks: all, clustered-all, pruned-all, clustered-<k>-fp32, pruned-<s>-fp32, quantized-int8,
+pruned-<s>-clustered-<k>-fp32, structured-all, structured-<s>, summary.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.compress import check_clusters, check_sparsity
+from labkit.errors import LabkitError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+CLUSTERS = [2, 4, 8, 16, 32]
+SPARSITIES = [0.2, 0.4, 0.5]
+COMBINED = [0.5, 16]
+STRUCTURED = [0.5]
+NAMED_TASKS = {
+    "all": "every task below, then the summary",
+    "clustered-all": "clustered-<k>-fp32 for k in " + ", ".join(map(str, CLUSTERS)),
+    "pruned-all": "pruned-<s>-fp32 for s in " + ", ".join(map(str, SPARSITIES)),
+    "clustered-<k>-fp32": "weight clustering to k clusters (k >= 2), FP32 TFLite",
+    "pruned-<s>-fp32": "magnitude pruning to sparsity s in (0, 1), FP32 TFLite",
+    "quantized-int8": "INT8 post-training quantization of the base",
+    "pruned-<s>-clustered-<k>-fp32": "pruning then sparsity-preserving clustering",
+    "structured-all": "structured-<s> for s in " + ", ".join(map(str, STRUCTURED)),
+    "structured-<s>": "NNI APoZ structured pruning of the PyTorch CNN to sparsity s, ONNX and TFLite",
+    "summary": "the lab summary over every record in the results folder",
+}
+
+
+@dataclass
+class Plan:
+    """What to execute: per notebook, the variant parameters it must produce."""
+
+    clusters: list[int] = field(default_factory=list)
+    quantize_int8: bool = False
+    sparsities: list[float] = field(default_factory=list)
+    combined: list[float] = field(default_factory=list)
+    structured: list[float] = field(default_factory=list)
+    summary: bool = False
+
+    def variant_names(self) -> list[str]:
+        names = [f"clustered-{k}-fp32" for k in self.clusters] + (["quantized-int8"] if self.quantize_int8 else [])
+        names += [f"pruned-{s:g}-fp32" for s in self.sparsities]
+        if self.combined:
+            names.append(f"pruned-{self.combined[0]:g}-clustered-{self.combined[1]}-fp32")
+        return names + [f"structured-{s:g}" for s in self.structured]
+
+
+def _add(items: list, value) -> None:
+    if value not in items:
+        items.append(value)
+
+
+def plan_tasks(tasks: list[str]) -> Plan:
+    """Turn task names into a plan; an unknown or out-of-range name is a LabkitError before anything runs."""
+    plan = Plan()
+    for task in (t.strip() for spec in tasks for t in spec.split(",") if t.strip()):
+        if task == "all":
+            plan = plan_tasks(["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32",
+                               "structured-all", "summary"])
+        elif task == "clustered-all":
+            for k in CLUSTERS:
+                _add(plan.clusters, k)
+        elif task == "pruned-all":
+            for s in SPARSITIES:
+                _add(plan.sparsities, s)
+        elif task == "structured-all":
+            for s in STRUCTURED:
+                _add(plan.structured, s)
+        elif task == "quantized-int8":
+            plan.quantize_int8 = True
+        elif task == "summary":
+            plan.summary = True
+        elif m := re.fullmatch(r"clustered-(-?\d+)-fp32", task):
+            _add(plan.clusters, check_clusters(int(m[1])))
+        elif m := re.fullmatch(r"pruned-(-?[\d.]+)-clustered-(-?\d+)-fp32", task):
+            plan.combined = [check_sparsity(float(m[1])), check_clusters(int(m[2]))]
+        elif m := re.fullmatch(r"pruned-(-?[\d.]+)-fp32", task):
+            _add(plan.sparsities, check_sparsity(float(m[1])))
+        elif m := re.fullmatch(r"structured-(-?[\d.]+)", task):
+            _add(plan.structured, check_sparsity(float(m[1])))
+        else:
+            raise LabkitError(f"unknown task {task!r}: see `python -m labkit run --help` for the task names")
+    return plan
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; VALUE is a Python literal (300, 0.5, [2, 4], None) or else a string."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise LabkitError(f"parameter {pair!r} is not NAME=VALUE (e.g. -p train_samples=600)")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+@dataclass
+class Job:
+    """One notebook execution: which notebook, its parameters, and the variants it must produce."""
+
+    notebook: str
+    parameters: dict[str, Any]
+    variants: list[str]
+
+
+def jobs_for(plan: Plan, common: dict[str, Any]) -> list[Job]:
+    """The notebook executions a plan needs, in the lab's order."""
+    jobs = []
+    if plan.clusters or plan.quantize_int8:
+        names = [f"clustered-{k}-fp32" for k in plan.clusters] + (["quantized-int8"] if plan.quantize_int8 else [])
+        jobs.append(Job("01_clustering", {**common, "clusters": plan.clusters or [16],
+                                          "quantize_int8": plan.quantize_int8}, names))
+    if plan.sparsities or plan.combined:
+        names = [f"pruned-{s:g}-fp32" for s in plan.sparsities]
+        if plan.combined:
+            names.append(f"pruned-{plan.combined[0]:g}-clustered-{plan.combined[1]}-fp32")
+        jobs.append(Job("02_pruning", {**common, "sparsities": plan.sparsities or [plan.combined[0]],
+                                       "combined": plan.combined}, names))
+    for s in plan.structured:
+        jobs.append(Job("03_structured_pruning", {**common, "sparsity": s}, [f"structured-{s:g}"]))
+    if plan.summary:
+        jobs.append(Job("04_summary", dict(common), []))
+    return jobs
+
+
+def notebook_parameters(notebook: str) -> list[str]:
+    """The names in a notebook's `parameters` cell."""
+    import papermill as pm
+
+    return list(pm.inspect_notebook(str(NOTEBOOKS / f"{notebook}.ipynb")))
+
+
+def check_params(params: dict[str, Any], jobs: list[Job]) -> None:
+    """Every -p NAME must be a parameter of at least one notebook the run executes."""
+    known = {name for job in jobs for name in notebook_parameters(job.notebook)}
+    if unknown := sorted(set(params) - known):
+        raise LabkitError(f"unknown parameter {', '.join(unknown)}: the notebooks of this run take "
+                          f"{', '.join(sorted(known))}")
+
+
+def execute(job: Job, results_dir: Path, force: bool, log) -> Path | None:
+    """Run one notebook with papermill into results_dir/notebooks, unless all its variants are done."""
+    import papermill as pm
+
+    from labkit.evaluate import record_path
+
+    source = NOTEBOOKS / f"{job.notebook}.ipynb"
+    output = results_dir / "notebooks" / source.name
+    done = [v for v in job.variants if record_path(results_dir, v).is_file()]
+    if job.variants and len(done) == len(job.variants) and output.is_file() and not force:
+        log(f"skip {job.notebook}: {', '.join(done)} already done (use --force to redo)")
+        return None
+    known = notebook_parameters(job.notebook)
+    parameters = {k: v for k, v in job.parameters.items() if k in known}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.stem + ".running.ipynb")
+    pm.execute_notebook(str(source), str(partial), parameters=parameters, cwd=str(NOTEBOOKS),
+                        progress_bar={"desc": job.notebook, "leave": False}, log_output=False)
+    partial.replace(output)
+    return output
+
+
+def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | None = None,
+        download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
+        force: bool = False, params: dict[str, Any] | None = None, log=print) -> list[Path]:
+    """Execute the notebooks the tasks need; return the executed notebooks. Validates everything first."""
+    plan = plan_tasks(tasks)
+    if not 0 < test_dataset_fraction <= 1:
+        raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
+    results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
+    common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
+              "test_dataset_fraction": test_dataset_fraction, "results_dir": str(results_dir),
+              "models_dir": str(ROOT / "models"), "force": force, **(params or {})}
+    jobs = jobs_for(plan, common)
+    check_params(params or {}, jobs)
+    start, outputs = time.monotonic(), []
+    for i, job in enumerate(jobs, 1):
+        elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
+        todo = ", ".join(job.variants) or "all records"
+        log(f"[{i}/{len(jobs)}] {job.notebook}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
+        if out := execute(job, results_dir, force, log):
+            outputs.append(out)
+    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}; results in {results_dir}")
+    return outputs

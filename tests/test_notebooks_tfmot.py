@@ -1,0 +1,124 @@
+"""The clustering and pruning notebooks, executed headless through the runner at tiny scale."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEBIAN_FASHION, SHARED_PETS, needs
+
+from labkit import compress, runner
+from labkit.evaluate import load_records
+
+pytestmark = pytest.mark.notebook
+TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1}
+TASKS = ["clustered-2-fp32", "clustered-16-fp32", "quantized-int8", "pruned-0.2-fp32", "pruned-0.5-fp32",
+         "pruned-0.5-clustered-4-fp32"]
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    if not DEBIAN_FASHION.exists():
+        pytest.skip("Debian dataset-fashion-mnist not installed")
+    tmp = tmp_path_factory.mktemp("fashion")
+    log: list[str] = []
+    outputs = runner.run(TASKS, results_path=str(tmp / "results"), test_dataset_fraction=0.05,
+                         params={**TINY, "models_dir": str(tmp / "models")}, log=log.append)
+    return tmp / "results", outputs, log
+
+
+def test_notebooks_executed_without_outputs_in_source(fashion_run):
+    results, outputs, log = fashion_run
+    assert [p.name for p in outputs] == ["01_clustering.ipynb", "02_pruning.ipynb"]
+    for out in outputs:
+        cells = json.loads(out.read_text())["cells"]
+        assert any(c.get("outputs") for c in cells if c["cell_type"] == "code")
+    assert any("[1/2] 01_clustering" in line for line in log)
+
+
+def test_clustered_kernels_have_at_most_k_values(fashion_run):
+    records = {r["name"]: r for r in load_records(fashion_run[0])}
+    for k in (2, 16):
+        kernels = records[f"clustered-{k}-fp32"]["kernels"]
+        assert kernels and all(stat["unique_values"] <= k for stat in kernels.values())
+
+
+def test_pruned_kernels_reach_the_sparsity(fashion_run):
+    records = {r["name"]: r for r in load_records(fashion_run[0])}
+    for s in (0.2, 0.5):
+        kernels = records[f"pruned-{s:g}-fp32"]["kernels"]
+        assert all(stat["sparsity"] == pytest.approx(s, abs=0.01) for stat in kernels.values())
+    combined = records["pruned-0.5-clustered-4-fp32"]["kernels"]
+    assert all(stat["unique_values"] <= 4 and stat["sparsity"] >= 0.49 for stat in combined.values())
+
+
+def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
+    results = fashion_run[0]
+    records = load_records(results)
+    assert {r["name"] for r in records} == {"base-fp32", *runner.plan_tasks(TASKS).variant_names()}
+    for r in records:
+        for name in r["files"]:
+            assert (results / name).is_file(), name
+        assert (results / f"{r['name']}-metrics.md").is_file()
+        assert (results / f"{r['name']}-confusion-matrix.png").is_file()
+        for value in r["metrics"].values():
+            assert 0 <= value <= 1
+        assert r["metrics"]["top_5"] >= r["metrics"]["accuracy"]
+        assert r["latency"]["median_ms"] > 0
+
+
+def test_zip_sizes_are_the_files_on_disk(fashion_run):
+    results = fashion_run[0]
+    for r in load_records(results):
+        model = results / f"{r['name']}.tflite"
+        archive = Path(str(model) + ".zip")
+        assert r["size"]["raw_bytes"] == model.stat().st_size
+        assert r["size"]["zipped_bytes"] == archive.stat().st_size
+        with zipfile.ZipFile(archive) as z:
+            assert z.read(model.name) == model.read_bytes()
+
+
+def test_compression_shrinks_the_zip(fashion_run):
+    records = {r["name"]: r for r in load_records(fashion_run[0])}
+    assert records["clustered-16-fp32"]["size"]["times_smaller"] > 3
+    assert records["pruned-0.5-fp32"]["size"]["times_smaller"] > 1.3
+    assert records["quantized-int8"]["size"]["raw_bytes"] < records["base-fp32"]["size"]["raw_bytes"] / 3
+
+
+def test_rerun_skips_finished_notebooks(fashion_run, tmp_path):
+    results = fashion_run[0]
+    log: list[str] = []
+    outputs = runner.run(TASKS, results_path=str(results), test_dataset_fraction=0.05,
+                         params={**TINY, "models_dir": str(tmp_path)}, log=log.append)
+    assert outputs == []
+    assert sum("skip" in line for line in log) == 2
+
+
+@needs(SHARED_PETS, "the shared Oxford-IIIT Pet sample")
+def test_pets_clustering_at_tiny_scale(tmp_path):
+    runner.run(["clustered-4-fp32"], dataset="oxford-pets", dataset_root=str(SHARED_PETS),
+               results_path=str(tmp_path / "results"), test_dataset_fraction=0.2,
+               params={"train_samples": 60, "base_epochs": 1, "image_size": 32, "batch_size": 16,
+                       "models_dir": str(tmp_path / "models")}, log=lambda _: None)
+    records = {r["name"]: r for r in load_records(tmp_path / "results")}
+    assert set(records) == {"base-fp32", "clustered-4-fp32"}
+    kernels = records["clustered-4-fp32"]["kernels"]
+    assert sum(name.startswith("dense") for name in kernels) == 4  # the head, plus the late 1x1 convolutions
+    assert all(stat["unique_values"] <= 4 for stat in kernels.values())
+    assert records["base-fp32"]["params"]["weights"] in {"imagenet", "none"}
+    assert np.isclose(sum(1 for _ in (tmp_path / "results").glob("*-confusion-matrix.png")), 2)
+
+
+def test_head_filter_picks_dense_and_late_convs():
+    class Layer:
+        def __init__(self, kind, name):
+            self.__class__ = type(kind, (), {})
+            self.name = name
+
+    picks = [compress.head_and_late_convs(Layer(k, n)) for k, n in
+             [("Dense", "dense"), ("Conv2D", "Conv_1"), ("Conv2D", "block_16_project"), ("Conv2D", "block_1_expand"),
+              ("DepthwiseConv2D", "block_16_depthwise")]]
+    assert picks == [True, True, True, False, False]

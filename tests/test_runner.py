@@ -1,0 +1,54 @@
+"""Task names and parameters are checked before anything runs."""
+
+import pytest
+
+from labkit import LabkitError
+from labkit.cli import main
+from labkit.runner import jobs_for, parse_params, plan_tasks
+
+
+def test_all_expands_to_every_course_variant():
+    plan = plan_tasks(["all"])
+    names = plan.variant_names()
+    for name in ("clustered-2-fp32", "clustered-32-fp32", "pruned-0.2-fp32", "pruned-0.5-fp32", "quantized-int8",
+                 "pruned-0.5-clustered-16-fp32", "structured-0.5"):
+        assert name in names
+    assert [job.notebook for job in jobs_for(plan, {})] == [
+        "01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
+
+
+def test_single_tasks_and_comma_lists():
+    plan = plan_tasks(["clustered-16-fp32,pruned-0.4-fp32", "clustered-16-fp32"])
+    assert plan.clusters == [16] and plan.sparsities == [0.4] and not plan.summary
+    job = jobs_for(plan, {"seed": 1})[0]
+    assert job.parameters["clusters"] == [16] and job.parameters["seed"] == 1 and job.variants == ["clustered-16-fp32"]
+
+
+@pytest.mark.parametrize("task, message", [
+    ("clustered-1-fp32", "cluster count 1 is invalid"),
+    ("pruned-0-fp32", "sparsity 0.0 is outside"),
+    ("pruned-1.2-fp32", "sparsity 1.2 is outside"),
+    ("structured-1", "sparsity 1.0 is outside"),
+    ("quantised", "unknown task 'quantised'"),
+])
+def test_bad_tasks_are_one_line_errors(task, message):
+    with pytest.raises(LabkitError, match=message):
+        plan_tasks([task])
+
+
+def test_params_are_literals_or_strings():
+    assert parse_params(["train_samples=600", "clusters=[2, 4]", "dataset_root=/data", "x=None"]) == {
+        "train_samples": 600, "clusters": [2, 4], "dataset_root": "/data", "x": None}
+    with pytest.raises(LabkitError, match="NAME=VALUE"):
+        parse_params(["oops"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--tasks", "clustered-0-fp32"], "cluster count 0"),
+    (["run", "--test-dataset-fraction", "1.5"], "outside (0, 1]"),
+    (["run", "--tasks", "pruned-all", "-p", "train_sample=3"], "unknown parameter train_sample"),
+])
+def test_cli_rejects_bad_input_before_running(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
