@@ -20,8 +20,9 @@ def method_of(name: str) -> str:
     """The compression method a variant name stands for, in the course's naming."""
     if name.startswith("pruned-") and "-clustered-" in name:
         return "pruning+clustering"
-    for prefix, method in (("base", "none"), ("clustered-", "clustering"), ("pruned-", "pruning"),
-                           ("quantized-", "quantization"), ("structured-", "structured pruning")):
+    methods = (("base", "none"), ("torch-base", "none"), ("clustered-", "clustering"), ("pruned-", "pruning"),
+               ("quantized-", "quantization"), ("structured-", "structured pruning"))
+    for prefix, method in methods:
         if name.startswith(prefix):
             return method
     return "other"
@@ -39,10 +40,12 @@ def load_record(results_dir: Path, name: str, force: bool = False) -> dict[str, 
 
 def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str],
                      results_dir: Path, reference: dict[str, Any] | None = None,
-                     params: dict[str, Any] | None = None, kernels: dict[str, Any] | None = None) -> dict[str, Any]:
+                     params: dict[str, Any] | None = None, kernels: dict[str, Any] | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a .tflite variant on the test set and write its metrics, picture, zip and JSON record.
 
-    `reference` is the FP32 base record: sizes and accuracy are compared against it.
+    `reference` is the FP32 base record: sizes and accuracy are compared against it. `extra` adds
+    method-specific fields to the record (the stages of structured pruning).
     """
     results_dir = Path(results_dir)
     interpreter = tflite.load(tflite_path)
@@ -66,6 +69,7 @@ def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: n
         "kernels": kernels or {},
         "files": [p.name for p in (*files, Path(tflite_path), Path(str(tflite_path) + ".zip"))],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(extra or {}),
     }
     write_json(record_path(results_dir, name), record)
     return record

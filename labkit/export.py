@@ -41,3 +41,57 @@ def to_int8_tflite(model, representative: np.ndarray, path: Path | None = None) 
     if path:
         atomic_write_bytes(Path(path), flatbuffer)
     return flatbuffer
+
+
+def to_onnx(model, sample, path: Path) -> Path:
+    """Export a PyTorch model to one self-contained ONNX file (batch dimension dynamic) and check it."""
+    import onnx
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.stem + ".part.onnx")
+    torch.onnx.export(model.eval(), (sample,), str(part), dynamo=False, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    onnx.checker.check_model(onnx.load(str(part)))
+    part.replace(path)
+    return path
+
+
+def torch_to_tflite(model, sample, path: Path) -> Path:
+    """Convert a PyTorch model to FP32 TFLite with litert-torch (the renamed ai-edge-torch); input stays NCHW."""
+    import litert_torch
+    from litert_torch import progress
+
+    path = Path(path)
+    part = path.with_name(path.stem + ".part.tflite")
+    quiet, progress.console.quiet = progress.console.quiet, True  # its step-by-step log drowns the notebook
+    try:
+        litert_torch.convert(model.eval(), (sample,)).export(str(part))
+    finally:
+        progress.console.quiet = quiet
+    part.replace(path)
+    return path
+
+
+def parity(model, onnx_path: Path, tflite_path: Path, batch: np.ndarray, tolerance: float = 1e-4) -> dict[str, float]:
+    """Run one NCHW batch through PyTorch, ONNX Runtime and TFLite; fail loudly if outputs drift apart.
+
+    Returns the max absolute difference of each export against PyTorch and their argmax agreement.
+    """
+    import torch
+
+    from labkit import onnxrt, tflite
+
+    with torch.no_grad():
+        reference = model.eval()(torch.from_numpy(batch)).numpy()
+    outputs = {"onnx": onnxrt.predict(onnxrt.load(onnx_path), batch),
+               "tflite": tflite.predict(tflite.load(tflite_path), batch)}
+    report = {}
+    for name, out in outputs.items():
+        report[f"{name}_max_abs_diff"] = float(np.abs(out - reference).max())
+        report[f"{name}_argmax_agreement"] = float((out.argmax(1) == reference.argmax(1)).mean())
+        if report[f"{name}_max_abs_diff"] > tolerance:
+            raise AssertionError(f"{name} export differs from PyTorch by {report[f'{name}_max_abs_diff']:.2e} "
+                                 f"(tolerance {tolerance:.0e}): the exported model is not the trained one")
+    return report

@@ -113,3 +113,28 @@ def plot_samples(images, labels, class_names: list[str], count: int = 10):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def stages_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Structured pruning, stage by stage: runtime, accuracy, batch-1 latency, parameters, FLOPs, sizes."""
+    rows = []
+    for stage, s in stages.items():
+        rows.append({"stage": stage, "runtime": s.get("runtime", ""), "accuracy": s.get("accuracy"),
+                     "latency median (ms)": s["latency"]["median_ms"], "latency IQR (ms)": s["latency"]["iqr_ms"],
+                     "parameters": s.get("parameters"), "FLOPs": s.get("flops"),
+                     "size (KB)": s["raw_bytes"] / 1024 if "raw_bytes" in s else None,
+                     "zip size (KB)": s["zipped_bytes"] / 1024 if "zipped_bytes" in s else None})
+    return pd.DataFrame(rows).set_index("stage")
+
+
+RUNTIME_PAIRS = {"PyTorch": ("base", "fine-tuned"), "ONNX Runtime": ("ONNX base", "ONNX pruned"),
+                 "TFLite": ("TFLite base", "TFLite pruned")}
+
+
+def speedups(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """How many times faster the pruned model runs than the base, per runtime (base median / pruned median)."""
+    return pd.DataFrame([{"runtime": runtime,
+                          "base (ms)": stages[base]["latency"]["median_ms"],
+                          "pruned (ms)": stages[pruned]["latency"]["median_ms"],
+                          "× faster": stages[base]["latency"]["median_ms"] / stages[pruned]["latency"]["median_ms"]}
+                         for runtime, (base, pruned) in RUNTIME_PAIRS.items()]).set_index("runtime")

@@ -44,11 +44,21 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def predict(interpreter: Interpreter, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Outputs of the model's first output for every row of x, as float32, in batches."""
+    """Outputs of the model's first output for every row of x, as float32, in batches.
+
+    A model with a fixed batch size (litert-torch exports batch 1) is fed in batches of that size.
+    """
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results, current = [], None
+    fixed = inp["shape_signature"][0] != -1
+    if fixed:
+        batch_size = int(inp["shape"][0])
+        interpreter.allocate_tensors()
+    results, current = [], batch_size if fixed else None
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size]
+        if fixed and len(batch) < batch_size:
+            padded = np.concatenate([batch, np.repeat(batch[-1:], batch_size - len(batch), axis=0)])
+            return np.concatenate([*results, predict(interpreter, padded, batch_size)[:len(batch)]])
         if current != len(batch):
             interpreter.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]])
             interpreter.allocate_tensors()

@@ -1,0 +1,131 @@
+"""The course's PyTorch Fashion-MNIST classifier, with training, evaluation and batch-1 latency."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from labkit.errors import LabkitError
+from labkit.files import atomic_write_bytes
+from labkit.tflite import summarize_times
+
+
+class FashionClassifier(nn.Module):
+    """conv1..conv3 (1→8→16→32, 3x3, ReLU), fc1 (15488→1024, ReLU), fc2 (1024→10 logits).
+
+    The flatten reads the shape, so the model still runs after structured pruning shrinks conv3
+    (a hard-coded `view(-1, 32*22*22)` breaks after ModelSpeedup). The output stays logits: the
+    course's Softmax before CrossEntropyLoss applied softmax twice and slowed learning.
+    """
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.conv3 = nn.Conv2d(16, 32, 3)
+        self.fc1 = nn.Linear(32 * 22 * 22, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        x = self.relu(self.conv3(x))
+        x = torch.flatten(x, 1)
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+def train(model: nn.Module, loader, optimizer: torch.optim.Optimizer, criterion=None, epochs: int = 1,
+          max_samples: int | None = None, desc: str = "training") -> list[float]:
+    """Train for `epochs` over `loader` (or stop after `max_samples` samples); return the loss per batch."""
+    criterion = criterion or nn.CrossEntropyLoss()
+    model.train()
+    losses, seen = [], 0
+    total = min(max_samples or 1 << 62, epochs * len(loader.dataset))
+    with tqdm(total=total, desc=desc, unit="img", leave=False, mininterval=2) as bar:
+        for _ in range(epochs):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                seen += len(y)
+                bar.update(len(y))
+                if max_samples and seen >= max_samples:
+                    return losses
+    return losses
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels for every sample of `loader`, in evaluation mode."""
+    model.eval()
+    scores, labels = [], []
+    for x, y in loader:
+        scores.append(model(x).numpy())
+        labels.append(y.numpy())
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+@torch.no_grad()
+def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int = 200) -> dict[str, float]:
+    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up."""
+    model.eval()
+    x = sample[:1]
+    for _ in range(warmup):
+        model(x)
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        model(x)
+        times[i] = time.perf_counter() - start
+    return summarize_times(times)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def shapes(model: nn.Module) -> dict[str, list[int]]:
+    """Weight shape of every Conv2d and Linear layer, by name."""
+    return {name: list(m.weight.shape) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def load_state(model: nn.Module, path: Path) -> nn.Module:
+    """Load a state dict into `model`; a file for another architecture is a one-line LabkitError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({first}); "
+                          "delete it to retrain the base model") from err
+    return model
+
+
+def save_state(model: nn.Module, path: Path) -> Path:
+    """Save a state dict atomically."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def base_classifier(models_dir: Path, loader, learning_rate: float, epochs: int, seed: int) -> tuple[nn.Module, dict]:
+    """The trained base FashionClassifier for these settings: loaded from models/ or trained and cached there."""
+    samples = len(loader.dataset)
+    path = Path(models_dir) / f"fashion-classifier-n{samples}-e{epochs}-s{seed}.pt"
+    torch.manual_seed(seed)
+    model = FashionClassifier()
+    info = {"path": str(path), "train_samples": samples, "epochs": epochs, "learning_rate": learning_rate}
+    if path.is_file():
+        return load_state(model, path), {**info, "trained_now": False}
+    train(model, loader, torch.optim.Adam(model.parameters(), lr=learning_rate), epochs=epochs, desc="base model")
+    save_state(model, path)
+    return model, {**info, "trained_now": True}

@@ -1,0 +1,90 @@
+"""Structured-pruning helpers on their own: the model, its state files, NNI's config, exports, Netron."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from labkit import LabkitError, netron, structured, torch_models
+from labkit.export import parity, to_onnx, torch_to_tflite
+
+
+def test_classifier_shapes_and_logits():
+    model = torch_models.FashionClassifier()
+    out = model(torch.zeros(3, 1, 28, 28))
+    assert out.shape == (3, 10)
+    assert torch_models.shapes(model)["fc1"] == [1024, 15488]
+    assert torch_models.count_parameters(model) == 15_876_874
+
+
+def test_state_of_another_architecture_is_one_clear_error(tmp_path):
+    other = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    path = torch_models.save_state(other, tmp_path / "wrong.pt")
+    with pytest.raises(LabkitError, match="wrong.pt does not match the FashionClassifier architecture") as err:
+        torch_models.load_state(torch_models.FashionClassifier(), path)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_state_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "cut.pt"
+    path.write_bytes(b"PK\x03\x04 not a whole file")
+    with pytest.raises(LabkitError, match="cut.pt does not match"):
+        torch_models.load_state(torch_models.FashionClassifier(), path)
+
+
+def test_config_list_excludes_the_output_layer():
+    config = structured.config_list(0.5)
+    assert config[0] == {"sparsity": 0.5, "op_types": ["Conv2d", "Linear"]}
+    assert config[1] == {"exclude": True, "op_names": ["fc2"]}
+    with pytest.raises(LabkitError, match="sparsity 1.0 is outside"):
+        structured.config_list(1.0)
+
+
+def test_trainer_stops_after_the_sample_budget():
+    x = np.zeros((100, 28, 28, 1), np.float32)
+    from labkit.data import torch_loader
+
+    loader = torch_loader(x, np.zeros(100, np.int64), batch_size=8)
+    model = torch_models.FashionClassifier()
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(len(o)))
+    structured.make_trainer(loader, 20)(model, torch.optim.SGD(model.parameters(), lr=0.0), None)
+    assert sum(seen) == 24  # three batches of 8 reach the 20-sample budget
+
+
+def test_exports_agree_with_torch(tmp_path):
+    torch.manual_seed(0)
+    model = torch_models.FashionClassifier().eval()
+    sample = torch.zeros(1, 1, 28, 28)
+    onnx_path = to_onnx(model, sample, tmp_path / "m.onnx")
+    tflite_path = torch_to_tflite(model, sample, tmp_path / "m.tflite")
+    batch = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    report = parity(model, onnx_path, tflite_path, batch)
+    assert report["onnx_max_abs_diff"] < 1e-4 and report["tflite_argmax_agreement"] == 1.0
+    assert not list(tmp_path.glob("*.part.*")) and not list(tmp_path.glob("*.data"))
+    with pytest.raises(AssertionError, match="differs from PyTorch"):
+        parity(torch_models.FashionClassifier(), onnx_path, tflite_path, batch)
+
+
+def test_netron_takes_a_free_port_when_the_asked_one_is_busy(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        address = netron.serve(tmp_path / "m.onnx", port)
+        try:
+            assert address[1] != port
+        finally:
+            import netron as netron_pkg
+
+            netron_pkg.stop(address)
+
+
+def test_missing_chromium_is_a_visible_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(netron, "find_chromium", lambda: None)
+    assert netron.render_svg(tmp_path / "m.onnx", tmp_path / "m.svg") is None
+    assert "no Chromium found" in capsys.readouterr().out
