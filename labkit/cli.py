@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
-                   args.test_dataset_fraction, args.force, runner.parse_params(args.param))
+                   args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path)
     except pm.PapermillExecutionError as err:
         print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; the partly executed "
               f"notebook is kept as *.running.ipynb in the results folder)", file=sys.stderr)
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", nargs="+", default=["all"], help="task names, space or comma separated")
     add_dataset_options(run)
     run.add_argument("--results-path", default=None, help="results folder (default results/<dataset>)")
+    run.add_argument("--summary-path", default=None,
+                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",

@@ -138,3 +138,32 @@ def speedups(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
                           "pruned (ms)": stages[pruned]["latency"]["median_ms"],
                           "× faster": stages[base]["latency"]["median_ms"] / stages[pruned]["latency"]["median_ms"]}
                          for runtime, (base, pruned) in RUNTIME_PAIRS.items()]).set_index("runtime")
+
+
+def plot_latency(records: list[Record]):
+    """Median batch-1 TFLite latency per variant, IQR as error bars, coloured by method."""
+    frame = pd.DataFrame({"variant": [r["name"] for r in records], "method": [r["method"] for r in records],
+                          "median": [r["latency"]["median_ms"] for r in records],
+                          "iqr": [r["latency"]["iqr_ms"] for r in records]})
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
+    sns.barplot(frame, y="variant", x="median", hue="method", dodge=False, ax=ax)
+    ax.errorbar(frame["median"], range(len(frame)), xerr=frame["iqr"] / 2, fmt="none", color="black", lw=1)
+    ax.set(xlabel="batch-1 latency, median (ms)", ylabel="", title="TFLite inference time per variant")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_bound(records: list[Record]):
+    """Zipped size beside the entropy bound, per variant (KB, log scale)."""
+    frame = pd.DataFrame([{"variant": r["name"], "size": r["size"][key] / 1024, "kind": label}
+                          for r in records for key, label in (("raw_bytes", "file"), ("zipped_bytes", "zipped"),
+                                                              ("ideal_bytes", "entropy bound"))])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(records) + 1.5))
+    sns.barplot(frame, y="variant", x="size", hue="kind", ax=ax)
+    ax.set(xscale="log", xlabel="size (KB, log scale)", ylabel="", title="File, zipped file and entropy bound")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

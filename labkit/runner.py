@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
 COMBINED = [0.5, 16]
@@ -136,6 +139,25 @@ def jobs_for(plan: Plan, common: dict[str, Any]) -> list[Job]:
     return jobs
 
 
+def report_names(results_dir: Path, jobs: list[Job]) -> list[str]:
+    """The HTML reports the run leaves beside the summary: one per executed notebook."""
+    stems = {p.stem for p in (results_dir / "notebooks").glob("0*.ipynb")} | {job.notebook for job in jobs}
+    return [f"{stem}.html" for stem in sorted(stems) if not stem.endswith(".running")]
+
+
+def export_reports(results_dir: Path, summary_dir: Path, log) -> list[Path]:
+    """Export every executed notebook of the results folder to a self-contained HTML file in summary_dir."""
+    from labkit.html import export_html
+
+    written = []
+    for notebook in sorted((results_dir / "notebooks").glob("0*.ipynb")):
+        if notebook.stem.endswith(".running"):
+            continue
+        written.append(export_html(notebook, summary_dir / f"{notebook.stem}.html"))
+        log(f"report {written[-1]}")
+    return written
+
+
 def notebook_parameters(notebook: str) -> list[str]:
     """The names in a notebook's `parameters` cell."""
     import papermill as pm
@@ -175,17 +197,26 @@ def execute(job: Job, results_dir: Path, force: bool, log) -> Path | None:
 
 def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | None = None,
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
-        force: bool = False, params: dict[str, Any] | None = None, log=print) -> list[Path]:
-    """Execute the notebooks the tasks need; return the executed notebooks. Validates everything first."""
+        force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
+        log=tqdm.write) -> list[Path]:
+    """Execute the notebooks the tasks need; return the executed notebooks. Validates everything first.
+
+    With the summary task, the lab summary and an HTML report of every executed notebook go to summary_path.
+    """
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
     results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
+    summary_dir = Path(summary_path or SUMMARY).resolve()
     common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": str(results_dir),
-              "models_dir": str(ROOT / "models"), "force": force, **(params or {})}
+              "summary_dir": str(summary_dir), "models_dir": str(ROOT / "models"), "force": force,
+              **(params or {})}
     jobs = jobs_for(plan, common)
     check_params(params or {}, jobs)
+    for job in jobs:
+        if job.notebook == "04_summary":
+            job.parameters["reports"] = report_names(results_dir, jobs)
     start, outputs = time.monotonic(), []
     for i, job in enumerate(jobs, 1):
         elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
@@ -193,5 +224,23 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
         log(f"[{i}/{len(jobs)}] {job.notebook}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
         if out := execute(job, results_dir, force, log):
             outputs.append(out)
-    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}; results in {results_dir}")
+    if plan.summary:
+        export_reports(results_dir, summary_dir, log)
+    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
+    log(produced(results_dir, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
+
+
+def produced(results_dir: Path, summary_dir: Path | None, variants: list[str]) -> str:
+    """The closing table of a run: each variant's record and files, the reports, the summary."""
+    from labkit.evaluate import record_path
+
+    lines = [f"results in {results_dir}:"]
+    for name in variants:
+        path = record_path(results_dir, name)
+        state = f"{len(list(results_dir.glob(name + '*')))} files" if path.is_file() else "not produced"
+        lines.append(f"  {name:34s} {state}")
+    if summary_dir:
+        lines.append(f"summary and HTML reports in {summary_dir}:")
+        lines += [f"  {p.name:34s} {p.stat().st_size / 1024:8.0f} KB" for p in sorted(summary_dir.glob("*.*"))]
+    return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -80,4 +79,22 @@ def needs(path: Path, what: str):
     return pytest.mark.skipif(not path.exists(), reason=f"{what} not on this machine ({path})")
 
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+TINY_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,
+            "netron_live": False}
+
+
+@pytest.fixture(scope="session")
+def tiny_lab(tmp_path_factory) -> dict:
+    """The whole lab (`--tasks all`) at tiny scale, run once for every test that inspects its outputs."""
+    if not DEBIAN_FASHION.exists():
+        pytest.skip("Debian dataset-fashion-mnist not installed")
+    from labkit import runner
+
+    tmp = tmp_path_factory.mktemp("lab")
+    log: list[str] = []
+    outputs = runner.run(["all"], results_path=str(tmp / "results"), summary_path=str(tmp / "summary"),
+                         test_dataset_fraction=0.05, params={**TINY_LAB, "models_dir": str(tmp / "models")},
+                         log=log.append)
+    return {"results": tmp / "results", "summary": tmp / "summary", "outputs": outputs, "log": log, "tmp": tmp}

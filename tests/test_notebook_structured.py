@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from conftest import DEBIAN_FASHION
 
-from labkit import runner, tflite
+from labkit import tflite
 from labkit.evaluate import load_records
 from labkit.netron import find_chromium
 
@@ -14,14 +13,8 @@ pytestmark = pytest.mark.notebook
 
 
 @pytest.fixture(scope="module")
-def structured_run(tmp_path_factory):
-    if not DEBIAN_FASHION.exists():
-        pytest.skip("Debian dataset-fashion-mnist not installed")
-    tmp = tmp_path_factory.mktemp("structured")
-    runner.run(["structured-0.5"], results_path=str(tmp / "results"), test_dataset_fraction=0.05,
-               params={"train_samples": 1000, "training_batches": 200, "netron_live": False,
-                       "models_dir": str(tmp / "models")}, log=lambda _: None)
-    return tmp / "results"
+def structured_run(tiny_lab):
+    return tiny_lab["results"]
 
 
 def test_channels_shrink_as_configured(structured_run):

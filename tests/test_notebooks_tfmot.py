@@ -8,35 +8,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEBIAN_FASHION, SHARED_PETS, needs
+from conftest import SHARED_PETS, TINY_LAB, needs
 
 from labkit import compress, runner
 from labkit.evaluate import load_records
 
 pytestmark = pytest.mark.notebook
-TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1}
-TASKS = ["clustered-2-fp32", "clustered-16-fp32", "quantized-int8", "pruned-0.2-fp32", "pruned-0.5-fp32",
-         "pruned-0.5-clustered-4-fp32"]
 
 
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory):
-    if not DEBIAN_FASHION.exists():
-        pytest.skip("Debian dataset-fashion-mnist not installed")
-    tmp = tmp_path_factory.mktemp("fashion")
-    log: list[str] = []
-    outputs = runner.run(TASKS, results_path=str(tmp / "results"), test_dataset_fraction=0.05,
-                         params={**TINY, "models_dir": str(tmp / "models")}, log=log.append)
-    return tmp / "results", outputs, log
+def fashion_run(tiny_lab):
+    return tiny_lab["results"], tiny_lab["outputs"], tiny_lab["log"]
 
 
 def test_notebooks_executed_without_outputs_in_source(fashion_run):
     results, outputs, log = fashion_run
-    assert [p.name for p in outputs] == ["01_clustering.ipynb", "02_pruning.ipynb"]
+    assert [p.name for p in outputs] == ["01_clustering.ipynb", "02_pruning.ipynb", "03_structured_pruning.ipynb",
+                                         "04_summary.ipynb"]
     for out in outputs:
         cells = json.loads(out.read_text())["cells"]
         assert any(c.get("outputs") for c in cells if c["cell_type"] == "code")
-    assert any("[1/2] 01_clustering" in line for line in log)
+    assert any("[1/4] 01_clustering" in line for line in log)
 
 
 def test_clustered_kernels_have_at_most_k_values(fashion_run):
@@ -51,14 +43,14 @@ def test_pruned_kernels_reach_the_sparsity(fashion_run):
     for s in (0.2, 0.5):
         kernels = records[f"pruned-{s:g}-fp32"]["kernels"]
         assert all(stat["sparsity"] == pytest.approx(s, abs=0.01) for stat in kernels.values())
-    combined = records["pruned-0.5-clustered-4-fp32"]["kernels"]
-    assert all(stat["unique_values"] <= 4 and stat["sparsity"] >= 0.49 for stat in combined.values())
+    combined = records["pruned-0.5-clustered-16-fp32"]["kernels"]
+    assert all(stat["unique_values"] <= 16 and stat["sparsity"] >= 0.49 for stat in combined.values())
 
 
 def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
     results = fashion_run[0]
     records = load_records(results)
-    assert {r["name"] for r in records} == {"base-fp32", *runner.plan_tasks(TASKS).variant_names()}
+    assert {r["name"] for r in records} == {"base-fp32", "torch-base-fp32", *runner.plan_tasks(["all"]).variant_names()}
     for r in records:
         for name in r["files"]:
             assert (results / name).is_file(), name
@@ -73,7 +65,7 @@ def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
 def test_zip_sizes_are_the_files_on_disk(fashion_run):
     results = fashion_run[0]
     for r in load_records(results):
-        model = results / f"{r['name']}.tflite"
+        model = results / next(name for name in r["files"] if name.endswith(".tflite"))
         archive = Path(str(model) + ".zip")
         assert r["size"]["raw_bytes"] == model.stat().st_size
         assert r["size"]["zipped_bytes"] == archive.stat().st_size
@@ -91,10 +83,11 @@ def test_compression_shrinks_the_zip(fashion_run):
 def test_rerun_skips_finished_notebooks(fashion_run, tmp_path):
     results = fashion_run[0]
     log: list[str] = []
-    outputs = runner.run(TASKS, results_path=str(results), test_dataset_fraction=0.05,
-                         params={**TINY, "models_dir": str(tmp_path)}, log=log.append)
+    tasks = ["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32", "structured-0.5"]
+    outputs = runner.run(tasks, results_path=str(results), test_dataset_fraction=0.05,
+                         params={**TINY_LAB, "models_dir": str(tmp_path)}, log=log.append)
     assert outputs == []
-    assert sum("skip" in line for line in log) == 2
+    assert sum("skip" in line for line in log) == 3
 
 
 @needs(SHARED_PETS, "the shared Oxford-IIIT Pet sample")

@@ -1,0 +1,241 @@
+"""The lab summary: answers to the lab's questions computed from the variant records, and its README."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labkit import report
+from labkit.files import atomic_write_text
+
+Record = dict[str, Any]
+TFMOT_METHODS = ["quantization", "clustering", "pruning", "pruning+clustering"]
+
+
+def _by_name(records: list[Record]) -> dict[str, Record]:
+    return {r["name"]: r for r in records}
+
+
+def speed_factor(record: Record, base: Record) -> float:
+    """How many times faster than its base at batch 1 (median latency ratio)."""
+    return base["latency"]["median_ms"] / record["latency"]["median_ms"]
+
+
+def _base_of(record: Record, named: dict[str, Record]) -> Record | None:
+    return named.get("torch-base-fp32") if record["method"] == "structured pruning" else named.get("base-fp32")
+
+
+def method_table(records: list[Record]) -> pd.DataFrame:
+    """Per method, the range over its variants of accuracy change, speed-up and zipped-size reduction."""
+    named, rows = _by_name(records), []
+    for method in [*TFMOT_METHODS, "structured pruning"]:
+        group = [r for r in records if r["method"] == method and _base_of(r, named)]
+        if not group:
+            continue
+        spans = {"Δ accuracy (pp)": [r["accuracy_change_pp"] for r in group],
+                 "× faster (batch 1)": [speed_factor(r, _base_of(r, named)) for r in group],
+                 "× smaller zipped": [r["size"]["times_smaller"] for r in group]}
+        row = {"method": method, "variants": len(group)}
+        for label, values in spans.items():
+            row[label] = f"{min(values):.2f}" if len(values) == 1 else f"{min(values):.2f} … {max(values):.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def _speed_words(factor: float) -> str:
+    """Batch-1 speed against the base in words; within ±25 % counts as unchanged (timing noise)."""
+    if factor >= 1.25:
+        return f"{factor:.1f}× faster than"
+    if factor <= 0.8:
+        return f"{1 / factor:.1f}× slower than"
+    return f"as fast as ({factor:.2f}×)"
+
+
+def answer_quality_and_speed(records: list[Record]) -> str:
+    """Q1: how quantization, pruning and clustering compare on quality and speed."""
+    named, lines = _by_name(records), []
+    for method in [*TFMOT_METHODS, "structured pruning"]:
+        group = [r for r in records if r["method"] == method and _base_of(r, named)]
+        if not group:
+            continue
+        worst = min(group, key=lambda r: r["accuracy_change_pp"])
+        best = max(group, key=lambda r: r["accuracy_change_pp"])
+        speeds = [speed_factor(r, _base_of(r, named)) for r in group]
+        mean_speed = sum(speeds) / len(speeds)
+        change = (f"{best['accuracy_change_pp']:+.2f} pp" if best is worst else
+                  f"from {worst['accuracy_change_pp']:+.2f} pp ({worst['name']}) to "
+                  f"{best['accuracy_change_pp']:+.2f} pp ({best['name']})")
+        lines.append(f"- **{method}**: accuracy change {change}; batch-1 TFLite inference "
+                     f"{_speed_words(mean_speed)} its FP32 base.")
+    return "\n".join(lines)
+
+
+def answer_times_smaller(records: list[Record]) -> str:
+    """Q2: how many times smaller each compressed model is (file and zipped)."""
+    lines = []
+    for r in records:
+        if r["method"] == "none":
+            continue
+        base = "the PyTorch base" if r["method"] == "structured pruning" else "the Keras base"
+        lines.append(f"- **{r['name']}**: {r['size']['raw_bytes'] / 1024:.0f} KB file, "
+                     f"{r['size']['zipped_bytes'] / 1024:.0f} KB zipped: **{r['size']['times_smaller']:.2f}×** "
+                     f"smaller zipped than the zipped FP32 file of {base}, "
+                     f"{r['size']['times_smaller_raw']:.2f}× smaller than its unzipped FP32 file.")
+    return "\n".join(lines)
+
+
+def answer_deflation(records: list[Record]) -> str:
+    """Q3: what ZIP deflation is and how it relates to each method."""
+    by_method: dict[str, list[float]] = {}
+    for r in records:
+        by_method.setdefault(r["method"], []).append(r["size"]["deflation_pct"])
+    mean = {m: sum(v) / len(v) for m, v in by_method.items()}
+    text = ("ZIP's DEFLATE replaces repeated byte strings by back-references and codes frequent bytes with short "
+            "Huffman codes. *Deflation* is how much smaller the archive is than the file "
+            "(1 − zipped/raw). It measures how much redundancy a method leaves in the file, not how small the "
+            "model is: a dense FP32 file is nearly random to DEFLATE.\n\n")
+    notes = {"none": "dense FP32 weights: almost nothing to remove",
+             "quantization": "INT8 is already 4× smaller before zipping; its bytes are dense, so DEFLATE gains little",
+             "clustering": ("at most k distinct values per kernel: the same 4-byte patterns repeat, "
+                            "DEFLATE removes most"),
+             "pruning": "runs of zero bytes compress well, but the surviving weights stay random FP32",
+             "pruning+clustering": "zeros and a small codebook together: the most redundancy",
+             "structured pruning": "a dense, smaller model: little redundancy, the gain is in the raw size"}
+    rows = [f"- **{m}**: mean deflation {v:.1f} % ({notes.get(m, '')})" for m, v in mean.items()]
+    return text + "\n".join(rows)
+
+
+def answer_dominance(records: list[Record]) -> str:
+    """Q4: which method dominates, from the Pareto front of zipped size and accuracy on the Keras base."""
+    keras = [r for r in records if r["method"] in ["none", *TFMOT_METHODS]]
+    if not keras:
+        return "No Keras variants were recorded."
+    front = report.pareto_front(keras)
+    methods = sorted({_by_name(keras)[n]["method"] for n in front} - {"none"})
+    smallest = min(keras, key=lambda r: r["size"]["zipped_bytes"])
+    best = max(keras, key=lambda r: r["metrics"]["accuracy"])
+    text = (f"On zipped size against accuracy (same Keras base), the Pareto front is: {', '.join(front)}. "
+            f"Smallest: **{smallest['name']}** ({smallest['size']['zipped_bytes'] / 1024:.0f} KB zipped, accuracy "
+            f"{smallest['metrics']['accuracy']:.4f}); most accurate: **{best['name']}** "
+            f"({best['metrics']['accuracy']:.4f}, {best['size']['zipped_bytes'] / 1024:.0f} KB zipped). ")
+    if len(methods) == 1:
+        text += f"**{methods[0]}** dominates: every compressed variant on the front uses it."
+    else:
+        text += f"No single method dominates on size and quality: the front mixes {', '.join(methods)}."
+    structured = [r for r in records if r["method"] == "structured pruning"]
+    fast = [r["name"] for r in records if r["method"] != "none" and _base_of(r, _by_name(records))
+            and speed_factor(r, _base_of(r, _by_name(records))) >= 1.25]
+    text += (" On speed, only " + (", ".join(fast) if fast else "none of the variants") +
+             " ran clearly faster than its base at batch 1.")
+    if structured:
+        text += (" Structured pruning is the only method that shrinks both the raw file and the computation, "
+                 "so it is the one to pick when latency matters; clustering (with pruning) when download size does.")
+    return text
+
+
+def answers(records: list[Record]) -> dict[str, str]:
+    """The lab's four questions and their answers, in markdown."""
+    return {
+        "How do quantization, pruning and clustering compare on quality and speed?":
+            answer_quality_and_speed(records),
+        "How many times smaller is each compressed model?": answer_times_smaller(records),
+        "What is ZIP deflation, and how does it relate to each method?": answer_deflation(records),
+        "Which method dominates?": answer_dominance(records),
+    }
+
+
+def file_inventory(folders: list[Path], patterns: tuple[str, ...] = ("*.keras", "*.pt", "*.tflite", "*.onnx")
+                   ) -> pd.DataFrame:
+    """Model files with size and SHA-256, so a reader can check a regenerated model against the summary."""
+    rows = []
+    for folder in folders:
+        for pattern in patterns:
+            for path in sorted(Path(folder).glob(pattern)):
+                rows.append({"file": f"{Path(folder).name}/{path.name}", "size (KB)": path.stat().st_size / 1024,
+                             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]})
+    return pd.DataFrame(rows)
+
+
+def notebook_durations(notebooks: Path) -> dict[str, float]:
+    """Wall time in seconds of each executed notebook, from papermill's metadata."""
+    durations = {}
+    for path in sorted(Path(notebooks).glob("0*.ipynb")):
+        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+        if meta.get("duration"):
+            durations[path.stem] = float(meta["duration"])
+    return durations
+
+
+def _copy(src: Path, images: Path) -> str:
+    images.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, images / src.name)
+    return f"images/{src.name}"
+
+
+def write_summary(results_dir: Path, summary_dir: Path, models_dir: Path, reports: list[str]) -> Path:
+    """Write summary_dir/README.md in the course's shape, with its pictures copied beside it."""
+    results_dir, summary_dir = Path(results_dir), Path(summary_dir)
+    from labkit.evaluate import load_records
+
+    records = load_records(results_dir)
+    images = summary_dir / "images"
+    parts = ["# Lab summary: pruning and clustering", "",
+             "Generated from the JSON records of one run by `python -m labkit run --tasks all`; every number "
+             "below is computed, none typed by hand.", ""]
+    named = _by_name(records)
+    if base := named.get("base-fp32"):
+        info = base["params"]
+        parts += [f"Scale: Keras base trained on {info.get('train_samples')} images for {info.get('epochs')} "
+                  f"epoch(s); test set of {base['test_samples']} images.", ""]
+    if torch_base := named.get("torch-base-fp32"):
+        info = torch_base["params"]
+        parts += [f"PyTorch base trained on {info.get('train_samples')} images for {info.get('epochs')} epoch(s).",
+                  ""]
+    if durations := notebook_durations(results_dir / "notebooks"):
+        parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
+    for question, answer in answers(records).items():
+        parts += [f"## {question}", "", answer, ""]
+    parts += ["## Methods at a glance", "", method_table(records).to_markdown(), "",
+              "## Metrics of every variant", "", report.variants_table(records).to_markdown(floatfmt=".4f"), "",
+              "## ZIP deflation", "", report.deflation_table(records).to_markdown(floatfmt=".2f"), ""]
+    parts += ["## Per experiment", ""]
+    for r in records:
+        md = results_dir / f"{r['name']}-metrics.md"
+        png = results_dir / f"{r['name']}-confusion-matrix.png"
+        if md.is_file() and png.is_file():
+            body = md.read_text().split("\n", 2)[2].strip()
+            parts += [f"### {r['name']}", "", body, "", f"![confusion matrix of {r['name']}]({_copy(png, images)})",
+                      ""]
+    for r in (r for r in records if r["method"] == "structured pruning"):
+        parts += _structured_section(r, results_dir, images)
+    if reports:
+        parts += ["## HTML reports", "", *[f"- [{name}]({name})" for name in reports], ""]
+    inventory = file_inventory([models_dir, results_dir])
+    if not inventory.empty:
+        parts += ["## Model files (not committed; `make lab` regenerates them)", "",
+                  inventory.to_markdown(index=False, floatfmt=".1f"), ""]
+    return atomic_write_text(summary_dir / "README.md", "\n".join(parts))
+
+
+def _structured_section(record: Record, results_dir: Path, images: Path) -> list[str]:
+    stages = record["stages"]
+    name = record["name"]
+    before, after = stages["base"]["shapes"], stages["fine-tuned"]["shapes"]
+    shapes = pd.DataFrame({"before": {k: str(v) for k, v in before.items()},
+                           "after": {k: str(v) for k, v in after.items()}})
+    parts = [f"## Structured pruning: {name}", "", "Layer weight shapes before and after ModelSpeedup:", "",
+             shapes.to_markdown(), ""]
+    stages_md = results_dir / f"{name}-stages.md"
+    if stages_md.is_file():
+        parts += ["Accuracy, batch-1 latency, parameters and FLOPs at every stage:", "", stages_md.read_text(), ""]
+    log = results_dir / f"{name}-compress.log"
+    if log.is_file():
+        parts += ["Pruning log of `compress()`:", "", "```", log.read_text().strip(), "```", ""]
+    for svg in sorted(results_dir.glob("*-fp32-*.svg")):
+        parts += [f"Netron: `{svg.stem}`", "", f"![{svg.stem}]({_copy(svg, images)})", ""]
+    return parts

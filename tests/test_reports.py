@@ -1,0 +1,73 @@
+"""The lab summary and its HTML reports: computed from the records, readable offline in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labkit.evaluate import load_records
+from labkit.netron import CHROMIUM_FLAGS, find_chromium
+
+pytestmark = pytest.mark.notebook
+REPORTS = ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
+SECTIONS = {"01_clustering": ["Weight clustering", "Deflate with ZIP", "Summary"],
+            "02_pruning": ["Magnitude pruning", "Prune every variant", "Summary"],
+            "03_structured_pruning": ["Structured pruning with NNI", "Speed up the model", "View the graphs in Netron"],
+            "04_summary": ["Size against quality", "Which method dominates?", "Write the lab summary"]}
+
+
+def test_summary_answers_the_four_questions_from_the_records(tiny_lab):
+    readme = (tiny_lab["summary"] / "README.md").read_text()
+    for question in ("compare on quality and speed", "How many times smaller", "What is ZIP deflation",
+                     "Which method dominates"):
+        assert question in readme
+    records = {r["name"]: r for r in load_records(tiny_lab["results"])}
+    for name in ("clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5"):
+        assert f"**{name}**" in readme
+        assert f"**{records[name]['size']['times_smaller']:.2f}×**" in readme
+    assert "Layer weight shapes before and after ModelSpeedup" in readme and "remain/total" in readme
+
+
+def test_summary_pictures_and_reports_are_beside_it(tiny_lab):
+    summary = tiny_lab["summary"]
+    readme = (summary / "README.md").read_text()
+    for link in re.findall(r"\]\(([^)]+)\)", readme):
+        assert (summary / link).is_file(), link
+    assert len(list((summary / "images").glob("*-confusion-matrix.png"))) == len(load_records(tiny_lab["results"]))
+    assert {f"{name}.html" for name in REPORTS} <= {p.name for p in summary.glob("*.html")}
+    assert "sha256" in readme
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_html_report_is_self_contained(tiny_lab, name):
+    html = (tiny_lab["summary"] / f"{name}.html").read_text()
+    assert not re.findall(r"""(?:src|href)=["']https?://""", html)
+    assert "<img" in html and 'src="data:image/' in html
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
+@pytest.mark.parametrize("name", REPORTS)
+def test_html_report_in_a_browser_with_the_network_blocked(tiny_lab, name):
+    from playwright.sync_api import sync_playwright
+
+    path = tiny_lab["summary"] / f"{name}.html"
+    failed, outside = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+                   else (outside.append(route.request.url), route.abort()))
+        page.on("requestfailed", lambda request: failed.append(request.url))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        broken = page.locator("img").evaluate_all(
+            "imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 60))")
+        images = page.locator("img").count()
+        text = page.inner_text("body")
+        page.screenshot(path=str(path.with_suffix(".png")), full_page=False)
+        browser.close()
+    assert outside == [] and failed == []
+    assert images >= 1 and broken == []
+    for section in SECTIONS[name]:
+        assert section in text
