@@ -48,9 +48,8 @@ def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: n
     method-specific fields to the record (the stages of structured pruning).
     """
     results_dir = Path(results_dir)
-    interpreter = tflite.load(tflite_path)
     start = time.perf_counter()
-    scores = tflite.predict(interpreter, x_test)
+    scores = tflite.predict(tflite.load(tflite_path, num_threads=tflite.all_cores()), x_test)
     eval_seconds = time.perf_counter() - start
     values = classification_metrics(y_test, scores)
     cm = confusion_matrix(y_test, scores.argmax(axis=1), len(class_names))
@@ -64,7 +63,7 @@ def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: n
         "metrics": values,
         "accuracy_change_pp": 100 * (values["accuracy"] - reference["metrics"]["accuracy"]) if reference else 0.0,
         "size": sizes,
-        "latency": tflite.latency(interpreter, x_test[0]),
+        "latency": tflite.latency(tflite.load(tflite_path), x_test[0]),
         "eval_seconds": eval_seconds, "test_samples": len(y_test),
         "kernels": kernels or {},
         "files": [p.name for p in (*files, Path(tflite_path), Path(str(tflite_path) + ".zip"))],

@@ -174,3 +174,11 @@ def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: i
     fine_tune(model, exp, epochs, learning_rate)
     params = {"sparsity": sparsity, "clusters": clusters, "epochs": epochs, "learning_rate": learning_rate}
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+
+
+def pick_demo(exp: Experiment, values: list, name_of, force: bool = False):
+    """The value to walk through step by step: the middle one not yet done (so a resumed run never redoes a
+    finished variant), or the middle one when all are done."""
+    pending = [v for v in values if force or load_record(exp.results_dir, name_of(v)) is None]
+    choices = pending or values
+    return choices[len(choices) // 2]

@@ -12,11 +12,13 @@ from labkit.tflite import summarize_times
 
 
 def load(path: Path):
-    """An ONNX Runtime CPU session; a file that is not a valid ONNX model is a LabkitError."""
+    """A one-thread ONNX Runtime CPU session (like the TFLite interpreter's); a bad file is a LabkitError."""
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for bad files
         raise LabkitError(f"{path} is not a valid ONNX model ({type(err).__name__}); export it again") from err
 

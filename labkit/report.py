@@ -127,6 +127,16 @@ def stages_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("stage")
 
 
+def stages_markdown(stages: dict[str, dict[str, Any]]) -> str:
+    """The stages table as markdown: integers with thousands separators, empty cells left blank."""
+    formats = {"accuracy": ".4f", "latency median (ms)": ".3f", "latency IQR (ms)": ".3f", "parameters": ",.0f",
+               "FLOPs": ",.0f", "size (KB)": ",.1f", "zip size (KB)": ",.1f"}
+    table = stages_table(stages).astype(object)
+    for column, fmt in formats.items():
+        table[column] = [format(v, fmt) if pd.notna(v) else "" for v in table[column]]
+    return table.to_markdown(disable_numparse=True)
+
+
 RUNTIME_PAIRS = {"PyTorch": ("base", "fine-tuned"), "ONNX Runtime": ("ONNX base", "ONNX pruned"),
                  "TFLite": ("TFLite base", "TFLite pruned")}
 

@@ -214,6 +214,8 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
               **(params or {})}
     jobs = jobs_for(plan, common)
     check_params(params or {}, jobs)
+    if stale := remove_partial_files(results_dir):
+        log(f"removed {stale} partial file(s) left by a stopped run")
     for job in jobs:
         if job.notebook == "04_summary":
             job.parameters["reports"] = report_names(results_dir, jobs)
@@ -229,6 +231,14 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
     log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
     log(produced(results_dir, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
+
+
+def remove_partial_files(results_dir: Path) -> int:
+    """Delete the temporary files of interrupted atomic writes; no finished file ends in .part."""
+    stale = [p for pattern in ("*.part", "*.part.*") for p in results_dir.glob(pattern)] if results_dir.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def produced(results_dir: Path, summary_dir: Path | None, variants: list[str]) -> str:

@@ -76,16 +76,25 @@ def predict(model: nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int = 200) -> dict[str, float]:
-    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up."""
+    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up, on one thread.
+
+    One thread, as in the TFLite and ONNX Runtime measurements: an edge device runs one request on one core,
+    and thread hand-offs make batch-1 timings of a small model noisy.
+    """
     model.eval()
     x = sample[:1]
-    for _ in range(warmup):
-        model(x)
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        model(x)
-        times[i] = time.perf_counter() - start
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(warmup):
+            model(x)
+        times = np.empty(runs)
+        for i in range(runs):
+            start = time.perf_counter()
+            model(x)
+            times[i] = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
     return summarize_times(times)
 
 

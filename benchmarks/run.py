@@ -1,0 +1,175 @@
+"""Benchmarks of the lab's claims, measured side by side in one run on this machine.
+
+Prints a table per question and writes them all to <results>/benchmarks.json. Reads the variant
+files of a default-scale lab run (`make lab`); `--rerun` first runs the whole lab again, timed.
+These are measurements to read, not tests: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import labkit  # noqa: F401  (legacy Keras before TensorFlow)
+from labkit import onnxrt, runner, summary, tflite
+from labkit.data import load_fashion_mnist, preprocess
+from labkit.evaluate import load_records
+
+# TFMOT's published accuracy changes (percentage points), for scale.
+PUBLISHED = {"clustering": ("MobileNetV2 ImageNet, 32 clusters", 69.74 - 71.78),
+             "pruning": ("MobileNetV1 ImageNet, 50 % sparsity", 70.84 - 71.04),
+             "pruning@InceptionV3": ("InceptionV3 ImageNet, 50 % sparsity", 78.0 - 78.1)}
+
+
+def notebook_times(results: Path) -> pd.DataFrame:
+    """Wall time of each notebook of the run, from papermill's metadata."""
+    times = summary.notebook_durations(results / "notebooks")
+    return pd.DataFrame({"notebook": list(times), "wall time (s)": list(times.values())}).set_index("notebook")
+
+
+def course_loop(interpreter, x: np.ndarray) -> np.ndarray:
+    """The course's evaluation: one sample per invoke, resizing and allocating for every sample."""
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    predictions = []
+    for sample in x:
+        interpreter.resize_tensor_input(inp["index"], [1, *sample.shape])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp["index"], sample[None])
+        interpreter.invoke()
+        predictions.append(interpreter.get_tensor(out["index"])[0].argmax())
+    return np.array(predictions)
+
+
+def batched_vs_loop(results: Path, x: np.ndarray) -> pd.DataFrame:
+    """labkit's evaluation (batches of 64, every core) against the course's loop (one image per invoke, one
+    thread): same model, same images."""
+    model = results / "base-fp32.tflite"
+    start = time.perf_counter()
+    batched = tflite.predict(tflite.load(model, num_threads=tflite.all_cores()), x).argmax(1)
+    t_batched = time.perf_counter() - start
+    start = time.perf_counter()
+    looped = course_loop(tflite.load(model), x)
+    t_loop = time.perf_counter() - start
+    return pd.DataFrame([{"images": len(x), "batched (s)": t_batched, "per-sample loop (s)": t_loop,
+                          "× faster": t_loop / t_batched, "same predictions": bool((batched == looped).all())}])
+
+
+def interleaved_latency(results: Path, names: list[str], x0: np.ndarray, rounds: int = 15, runs: int = 40,
+                        onnx: dict[str, Path] | None = None) -> pd.DataFrame:
+    """Batch-1 latency of every model, measured round-robin so machine drift hits all of them alike."""
+    runners = {}
+    for name in names:
+        interpreter = tflite.load(_model_file(results, name, ".tflite"))
+        sample = x0 if interpreter.get_input_details()[0]["shape"][-1] == 1 else x0.transpose(2, 0, 1)
+        runners[name] = _tflite_call(interpreter, sample)
+    for label, path in (onnx or {}).items():
+        session = onnxrt.load(path)
+        feed = {session.get_inputs()[0].name: x0.transpose(2, 0, 1)[None]}
+        runners[label] = lambda s=session, f=feed: s.run(None, f)
+    times = {name: [] for name in runners}
+    for call in runners.values():
+        for _ in range(20):
+            call()
+    for _ in range(rounds):
+        for name, call in runners.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    return pd.DataFrame([{"model": name, **tflite.summarize_times(np.array(t))} for name, t in times.items()]
+                        ).set_index("model")
+
+
+def _model_file(results: Path, name: str, suffix: str) -> Path:
+    """A variant's model file: `<name><suffix>`, or `<name>-fp32<suffix>` for structured pruning's exports."""
+    return next(p for p in (results / f"{name}{suffix}", results / f"{name}-fp32{suffix}") if p.is_file())
+
+
+def _tflite_call(interpreter, sample: np.ndarray):
+    inp = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(inp["index"], [1, *sample.shape])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], tflite._quantize(sample[None], inp))
+    return interpreter.invoke
+
+
+def structured_speedup(records: dict, latency: pd.DataFrame) -> pd.DataFrame:
+    """Speedup of structured pruning per runtime beside its reduction of parameters and FLOPs."""
+    rows = []
+    for name, record in records.items():
+        if record["method"] != "structured pruning":
+            continue
+        stages = record["stages"]
+        base, tuned = stages["base"], stages["fine-tuned"]
+        reduction = {"parameters ÷": base["parameters"] / tuned["parameters"],
+                     "FLOPs ÷": base["flops"] / tuned["flops"]}
+        rows.append({"runtime": "PyTorch (from the run)", **reduction,
+                     "× faster": base["latency"]["median_ms"] / tuned["latency"]["median_ms"]})
+        for runtime, (b, p) in {"ONNX Runtime": ("onnx torch-base-fp32", f"onnx {name}"),
+                                "TFLite": ("torch-base-fp32", name)}.items():
+            rows.append({"runtime": runtime, **reduction,
+                         "× faster": latency.loc[b, "median_ms"] / latency.loc[p, "median_ms"]})
+    return pd.DataFrame(rows).set_index("runtime")
+
+
+def bound_table(records: dict) -> pd.DataFrame:
+    """Zipped size against the entropy bound: bound/zip = 1 means DEFLATE is at the limit."""
+    return pd.DataFrame([{"variant": n, "zip (KB)": r["size"]["zipped_bytes"] / 1024,
+                          "bound (KB)": r["size"]["ideal_bytes"] / 1024, "bound / zip": r["size"]["reached"]}
+                         for n, r in records.items()]).set_index("variant")
+
+
+def accuracy_table(records: dict) -> pd.DataFrame:
+    """Accuracy change against the base, beside TFMOT's published change for the same method."""
+    rows = []
+    for name, r in records.items():
+        if r["method"] == "none":
+            continue
+        published = PUBLISHED.get(r["method"])
+        rows.append({"variant": name, "Δ accuracy (pp)": r["accuracy_change_pp"],
+                     "published Δ (pp)": published[1] if published else None,
+                     "published setting": published[0] if published else ""})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-path", default=str(runner.ROOT / "results" / "fashion-mnist"))
+    parser.add_argument("--rerun", action="store_true", help="run the whole lab again first (timed, forced)")
+    args = parser.parse_args()
+    results = Path(args.results_path)
+    if args.rerun:
+        runner.run(["all"], results_path=str(results), force=True)
+    records = {r["name"]: r for r in load_records(results)}
+    if "base-fp32" not in records:
+        raise SystemExit(f"no lab results in {results}: run `make lab` first (or pass --rerun)")
+    data = load_fashion_mnist()
+    x = preprocess(data.x_test)
+    keras_names = [n for n, r in records.items() if r["method"] != "structured pruning" and n != "torch-base-fp32"]
+    torch_names = [n for n in records if n == "torch-base-fp32" or records[n]["method"] == "structured pruning"]
+    onnx = {f"onnx {n}": _model_file(results, n, ".onnx") for n in torch_names}
+    latency = interleaved_latency(results, keras_names + torch_names, x[0], onnx=onnx)
+    tables = {
+        "Wall time of each notebook": notebook_times(results),
+        "Batched evaluation against the course's per-sample loop": batched_vs_loop(results, x),
+        "Batch-1 latency, interleaved (ms)": latency,
+        "Structured pruning: speedup against parameter and FLOP reduction": structured_speedup(records, latency),
+        "Zipped size against the entropy bound": bound_table(records),
+        "Accuracy change against the base, beside published TFMOT changes": accuracy_table(records),
+    }
+    for title, table in tables.items():
+        print(f"\n## {title}\n")
+        print(table.to_markdown(floatfmt=".4g"))
+    out = results / "benchmarks.json"
+    out.write_text(json.dumps({t: json.loads(v.reset_index().to_json(orient="records")) for t, v in tables.items()},
+                              indent=2))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
