@@ -6,8 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from labkit.errors import LabkitError
 
 
@@ -83,8 +81,3 @@ def load_model(path: Path):
         return tf.keras.models.load_model(path)
     except Exception as err:  # Keras raises many types for a damaged file
         raise LabkitError(f"{path} cannot be loaded ({type(err).__name__}); delete it and the lab retrains it") from err
-
-
-def predict_classes(model, x: np.ndarray) -> np.ndarray:
-    """Argmax predictions of a Keras model."""
-    return model.predict(x, verbose=0, batch_size=512).argmax(axis=1)

@@ -98,10 +98,6 @@ def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int 
     return summarize_times(times)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def shapes(model: nn.Module) -> dict[str, list[int]]:
     """Weight shape of every Conv2d and Linear layer, by name."""
     return {name: list(m.weight.shape) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
