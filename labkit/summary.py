@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,20 @@ def _base_of(record: Record, named: dict[str, Record]) -> Record | None:
     return named.get("torch-base-fp32") if record["method"] == "structured pruning" else named.get("base-fp32")
 
 
+def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], list[float]]]:
+    """Per compression method with records: its variants and their batch-1 speed factors against their base."""
+    named = _by_name(records)
+    for method in [*TFMOT_METHODS, "structured pruning"]:
+        if group := [r for r in records if r["method"] == method and _base_of(r, named)]:
+            yield method, group, [speed_factor(r, _base_of(r, named)) for r in group]
+
+
 def method_table(records: list[Record]) -> pd.DataFrame:
     """Per method, the range over its variants of accuracy change, speed-up and zipped-size reduction."""
-    named, rows = _by_name(records), []
-    for method in [*TFMOT_METHODS, "structured pruning"]:
-        group = [r for r in records if r["method"] == method and _base_of(r, named)]
-        if not group:
-            continue
+    rows = []
+    for method, group, speeds in _method_groups(records):
         spans = {"Δ accuracy (pp)": [r["accuracy_change_pp"] for r in group],
-                 "× faster (batch 1)": [speed_factor(r, _base_of(r, named)) for r in group],
+                 "× faster (batch 1)": speeds,
                  "× smaller zipped": [r["size"]["times_smaller"] for r in group]}
         row = {"method": method, "variants": len(group)}
         for label, values in spans.items():
@@ -58,14 +64,10 @@ def _speed_words(factor: float) -> str:
 
 def answer_quality_and_speed(records: list[Record]) -> str:
     """Q1: how quantization, pruning and clustering compare on quality and speed."""
-    named, lines = _by_name(records), []
-    for method in [*TFMOT_METHODS, "structured pruning"]:
-        group = [r for r in records if r["method"] == method and _base_of(r, named)]
-        if not group:
-            continue
+    lines = []
+    for method, group, speeds in _method_groups(records):
         worst = min(group, key=lambda r: r["accuracy_change_pp"])
         best = max(group, key=lambda r: r["accuracy_change_pp"])
-        speeds = [speed_factor(r, _base_of(r, named)) for r in group]
         mean_speed = sum(speeds) / len(speeds)
         change = (f"{best['accuracy_change_pp']:+.2f} pp" if best is worst else
                   f"from {worst['accuracy_change_pp']:+.2f} pp ({worst['name']}) to "
