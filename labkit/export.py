@@ -14,6 +14,7 @@ def to_tflite(model, path: Path | None = None) -> bytes:
     """Convert a Keras model to an FP32 TFLite flatbuffer; write it to `path` (atomically) if given."""
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # the converter logs every temporary SavedModel it writes
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     if path:
         atomic_write_bytes(Path(path), flatbuffer)

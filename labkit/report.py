@@ -63,18 +63,19 @@ def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
 
 
 def plot_tradeoff(records: list[Record]):
-    """Zipped size against accuracy, one point per variant, Pareto-optimal ones ringed."""
+    """Zipped size against accuracy, one point per variant; the Pareto front of the Keras variants ringed and named."""
     frame = pd.DataFrame({"variant": [r["name"] for r in records], "method": [r["method"] for r in records],
                           "zip size (KB)": [r["size"]["zipped_bytes"] / 1024 for r in records],
                           "accuracy": [r["metrics"]["accuracy"] for r in records]})
-    front = pareto_front(records)
+    same_base = [r for r in records if r["method"] != "structured pruning" and r["name"] != "torch-base-fp32"]
+    front = pareto_front(same_base)
     fig, ax = plt.subplots(figsize=(8, 5))
     sns.scatterplot(frame, x="zip size (KB)", y="accuracy", hue="method", s=80, ax=ax)
     best = frame[frame.variant.isin(front)].sort_values("zip size (KB)")
     ax.plot(best["zip size (KB)"], best["accuracy"], "o-", mfc="none", ms=14, color="black", lw=0.8,
             label="Pareto front")
-    for _, row in frame.iterrows():
-        ax.annotate(row.variant, (row["zip size (KB)"], row.accuracy), fontsize=7, xytext=(4, 3),
+    for _, row in frame[frame.variant.isin(front) | (frame.method == "none")].iterrows():
+        ax.annotate(row.variant, (row["zip size (KB)"], row.accuracy), fontsize=7, xytext=(4, -10),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.legend(fontsize=8)
