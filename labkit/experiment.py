@@ -70,10 +70,15 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
 
 
 def base_model(exp: Experiment, epochs: int = 3, learning_rate: float = 1e-3):
-    """Load the cached base model for these settings, or train it and cache it under models/."""
+    """Load the cached base model for these settings, or train it and cache it under models/.
+
+    The file name holds every setting that changes the model (input size, samples, epochs, learning rate, seed),
+    so a run at other settings never picks up a base model that does not fit it.
+    """
     import tensorflow as tf
 
-    tag = f"n{len(exp.x_train)}-e{epochs}-s{exp.seed}"
+    size = "x".join(map(str, exp.x_train.shape[1:3]))
+    tag = f"{size}-n{len(exp.x_train)}-e{epochs}-lr{learning_rate:g}-s{exp.seed}"
     path = exp.models_dir / f"{exp.data.name}-base-{tag}.keras"
     exp.base_info = {"path": str(path), "epochs": epochs, "learning_rate": learning_rate,
                      "train_samples": len(exp.x_train)}

@@ -125,7 +125,7 @@ def save_state(model: nn.Module, path: Path) -> Path:
 def base_classifier(models_dir: Path, loader, learning_rate: float, epochs: int, seed: int) -> tuple[nn.Module, dict]:
     """The trained base FashionClassifier for these settings: loaded from models/ or trained and cached there."""
     samples = len(loader.dataset)
-    path = Path(models_dir) / f"fashion-classifier-n{samples}-e{epochs}-s{seed}.pt"
+    path = Path(models_dir) / f"fashion-classifier-n{samples}-e{epochs}-lr{learning_rate:g}-s{seed}.pt"
     torch.manual_seed(seed)
     model = FashionClassifier()
     info = {"path": str(path), "train_samples": samples, "epochs": epochs, "learning_rate": learning_rate}

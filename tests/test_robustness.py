@@ -60,7 +60,7 @@ def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path):
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    (models / "fashion-mnist-base-n270-e1-s42.keras").write_bytes(b"this is not a model")
+    (models / "fashion-mnist-base-28x28-n270-e1-lr0.001-s42.keras").write_bytes(b"this is not a model")
     results = tmp_path / "results"
     results.mkdir()
     (results / "keep.json").write_text("{}")
@@ -68,7 +68,7 @@ def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1
     line = [e for e in err.splitlines() if e.startswith("error:")]
-    assert len(line) == 1 and "fashion-mnist-base-n270-e1-s42.keras cannot be loaded" in line[0]
+    assert len(line) == 1 and "fashion-mnist-base-28x28-n270-e1-lr0.001-s42.keras cannot be loaded" in line[0]
     assert (results / "keep.json").read_text() == "{}"
     assert (results / "notebooks" / "01_clustering.running.ipynb").is_file()
 
