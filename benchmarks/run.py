@@ -61,43 +61,24 @@ def batched_vs_loop(results: Path, x: np.ndarray) -> pd.DataFrame:
                           "× faster": t_loop / t_batched, "same predictions": bool((batched == looped).all())}])
 
 
-def interleaved_latency(results: Path, names: list[str], x0: np.ndarray, rounds: int = 15, runs: int = 40,
-                        onnx: dict[str, Path] | None = None) -> pd.DataFrame:
-    """Batch-1 latency of every model, measured round-robin so machine drift hits all of them alike."""
-    runners = {}
+def interleaved_latency(results: Path, names: list[str], x0: np.ndarray, onnx: dict[str, Path]) -> pd.DataFrame:
+    """Batch-1 latency of every TFLite model and the ONNX exports, timed round-robin (labkit's interleaving)."""
+    calls = {}
     for name in names:
         interpreter = tflite.load(_model_file(results, name, ".tflite"))
         sample = x0 if interpreter.get_input_details()[0]["shape"][-1] == 1 else x0.transpose(2, 0, 1)
-        runners[name] = _tflite_call(interpreter, sample)
-    for label, path in (onnx or {}).items():
+        calls[name] = tflite.batch1_call(interpreter, sample)
+    for label, path in onnx.items():
         session = onnxrt.load(path)
         feed = {session.get_inputs()[0].name: x0.transpose(2, 0, 1)[None]}
-        runners[label] = lambda s=session, f=feed: s.run(None, f)
-    times = {name: [] for name in runners}
-    for call in runners.values():
-        for _ in range(20):
-            call()
-    for _ in range(rounds):
-        for name, call in runners.items():
-            for _ in range(runs):
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
-    return pd.DataFrame([{"model": name, **tflite.summarize_times(np.array(t))} for name, t in times.items()]
-                        ).set_index("model")
+        calls[label] = lambda s=session, f=feed: s.run(None, f)
+    measured = tflite.interleaved_latency(calls)
+    return pd.DataFrame([{"model": name, **stats} for name, stats in measured.items()]).set_index("model")
 
 
 def _model_file(results: Path, name: str, suffix: str) -> Path:
     """A variant's model file: `<name><suffix>`, or `<name>-fp32<suffix>` for structured pruning's exports."""
     return next(p for p in (results / f"{name}{suffix}", results / f"{name}-fp32{suffix}") if p.is_file())
-
-
-def _tflite_call(interpreter, sample: np.ndarray):
-    inp = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(inp["index"], [1, *sample.shape])
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], tflite._quantize(sample[None], inp))
-    return interpreter.invoke
 
 
 def structured_speedup(records: dict, latency: pd.DataFrame) -> pd.DataFrame:

@@ -77,16 +77,13 @@ def all_cores() -> int:
 
 def latency(interpreter: Interpreter, sample: np.ndarray, warmup: int = 20, runs: int = 200) -> dict[str, float]:
     """Batch-1 inference time in milliseconds: median, interquartile range, 10th and 90th percentiles."""
-    inp = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(inp["index"], [1, *inp["shape"][1:]])
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], _quantize(sample[None], inp))
+    call = batch1_call(interpreter, sample)
     for _ in range(warmup):
-        interpreter.invoke()
+        call()
     times = np.empty(runs)
     for i in range(runs):
         start = time.perf_counter()
-        interpreter.invoke()
+        call()
         times[i] = time.perf_counter() - start
     return summarize_times(times)
 
@@ -95,3 +92,32 @@ def summarize_times(seconds: np.ndarray) -> dict[str, float]:
     """Median, IQR and 10th/90th percentiles of a set of timings, in milliseconds."""
     p10, q1, median, q3, p90 = np.percentile(np.asarray(seconds) * 1e3, [10, 25, 50, 75, 90])
     return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "p10_ms": float(p10), "p90_ms": float(p90)}
+
+
+def batch1_call(interpreter: Interpreter, sample: np.ndarray | None = None):
+    """A zero-argument function that runs one batch-1 inference (zeros when no sample is given)."""
+    inp = interpreter.get_input_details()[0]
+    shape = [1, *inp["shape"][1:]] if sample is None else [1, *sample.shape]
+    interpreter.resize_tensor_input(inp["index"], shape)
+    interpreter.allocate_tensors()
+    x = np.zeros(shape, np.float32) if sample is None else sample[None].astype(np.float32)
+    interpreter.set_tensor(inp["index"], _quantize(x, inp))
+    return interpreter.invoke
+
+
+def interleaved_latency(calls: dict, rounds: int = 15, runs: int = 40, warmup: int = 20) -> dict[str, dict]:
+    """Batch-1 latency of several models timed round-robin, so drift of the machine hits all of them alike.
+
+    `calls` maps a name to a zero-argument function running one inference; returns summarize_times per name.
+    """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    return {name: summarize_times(np.array(t)) for name, t in times.items()}
