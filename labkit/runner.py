@@ -50,12 +50,22 @@ class Plan:
     structured: list[float] = field(default_factory=list)
     summary: bool = False
 
+    def clustering_names(self) -> list[str]:
+        """Variants of 01_clustering."""
+        return [f"clustered-{k}-fp32" for k in self.clusters] + (["quantized-int8"] if self.quantize_int8 else [])
+
+    def pruning_names(self) -> list[str]:
+        """Variants of 02_pruning."""
+        names = [f"pruned-{s:g}-fp32" for s in self.sparsities]
+        return names + ([combined_name(*self.combined)] if self.combined else [])
+
     def variant_names(self) -> list[str]:
-        names = [f"clustered-{k}-fp32" for k in self.clusters] + (["quantized-int8"] if self.quantize_int8 else [])
-        names += [f"pruned-{s:g}-fp32" for s in self.sparsities]
-        if self.combined:
-            names.append(f"pruned-{self.combined[0]:g}-clustered-{self.combined[1]}-fp32")
-        return names + [f"structured-{s:g}" for s in self.structured]
+        return self.clustering_names() + self.pruning_names() + [f"structured-{s:g}" for s in self.structured]
+
+
+def combined_name(sparsity: float, clusters: int) -> str:
+    """The course-style name of a pruned-then-clustered variant."""
+    return f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
 
 
 def _add(items: list, value) -> None:
@@ -68,7 +78,7 @@ def plan_tasks(tasks: list[str]) -> Plan:
     plan = Plan()
     for task in (t.strip() for spec in tasks for t in spec.split(",") if t.strip()):
         if task == "all":
-            plan = plan_tasks(["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32",
+            plan = plan_tasks(["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED),
                                "structured-all", "summary"])
         elif task == "clustered-all":
             for k in CLUSTERS:
@@ -122,14 +132,10 @@ class Job:
 def jobs_for(plan: Plan, common: dict[str, Any]) -> list[Job]:
     """The notebook executions a plan needs, in the lab's order."""
     jobs = []
-    if plan.clusters or plan.quantize_int8:
-        names = [f"clustered-{k}-fp32" for k in plan.clusters] + (["quantized-int8"] if plan.quantize_int8 else [])
+    if names := plan.clustering_names():
         jobs.append(Job("01_clustering", {**common, "clusters": plan.clusters or [16],
                                           "quantize_int8": plan.quantize_int8}, names))
-    if plan.sparsities or plan.combined:
-        names = [f"pruned-{s:g}-fp32" for s in plan.sparsities]
-        if plan.combined:
-            names.append(f"pruned-{plan.combined[0]:g}-clustered-{plan.combined[1]}-fp32")
+    if names := plan.pruning_names():
         jobs.append(Job("02_pruning", {**common, "sparsities": plan.sparsities or [plan.combined[0]],
                                        "combined": plan.combined}, names))
     for s in plan.structured:

@@ -130,8 +130,8 @@ def answer_dominance(records: list[Record]) -> str:
     else:
         text += f"No single method dominates on size and quality: the front mixes {', '.join(methods)}."
     structured = [r for r in records if r["method"] == "structured pruning"]
-    fast = [r["name"] for r in records if r["method"] != "none" and _base_of(r, _by_name(records))
-            and speed_factor(r, _base_of(r, _by_name(records))) >= 1.25]
+    fast = [r["name"] for _, group, speeds in _method_groups(records)
+            for r, factor in zip(group, speeds, strict=True) if factor >= 1.25]
     text += (" On speed, only " + (", ".join(fast) if fast else "none of the variants") +
              " ran clearly faster than its base at batch 1.")
     if structured:
