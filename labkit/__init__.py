@@ -12,5 +12,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from labkit.errors import LabkitError  # noqa: E402
 
+if "LABKIT_RUN_LOCK" in os.environ:  # a kernel started by `python -m labkit run` joins its run's lock
+    from labkit.lock import join_run
+
+    join_run()
+
 __all__ = ["LabkitError"]
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from labkit.errors import LabkitError
@@ -30,17 +31,30 @@ def _data(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     from labkit import runner
 
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops a run as cleanly as Ctrl-C
+    kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
     try:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path)
     except pm.PapermillExecutionError as err:
-        print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; the partly executed "
-              f"notebook is kept as *.running.ipynb in the results folder)", file=sys.stderr)
+        print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; {kept})", file=sys.stderr)
         return 1
+    except DeadKernelError:
+        print(f"error: the notebook kernel died (killed, or out of memory); {kept}. Finished variants are kept: "
+              "run the same command again to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped: finished variants are kept; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _task_list() -> str:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
+from labkit.lock import hold_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -195,8 +196,11 @@ def execute(job: Job, results_dir: Path, force: bool, log) -> Path | None:
     parameters = {k: v for k, v in job.parameters.items() if k in known}
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.stem + ".running.ipynb")
+    # An immediate shutdown kills the kernel when the notebook ends or the run stops: a graceful one asks a kernel
+    # that may be mid-cell to quit, and it prints tracebacks from its closed sockets.
     pm.execute_notebook(str(source), str(partial), parameters=parameters, cwd=str(NOTEBOOKS),
-                        progress_bar={"desc": job.notebook, "leave": False}, log_output=False)
+                        progress_bar={"desc": job.notebook, "leave": False}, log_output=False,
+                        shutdown_kernel="immediate")
     partial.replace(output)
     return output
 
@@ -220,20 +224,21 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
               **(params or {})}
     jobs = jobs_for(plan, common)
     check_params(params or {}, jobs)
-    if stale := remove_partial_files(results_dir):
-        log(f"removed {stale} partial file(s) left by a stopped run")
-    for job in jobs:
-        if job.notebook == "04_summary":
-            job.parameters["reports"] = report_names(results_dir, jobs)
-    start, outputs = time.monotonic(), []
-    for i, job in enumerate(jobs, 1):
-        elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
-        todo = ", ".join(job.variants) or "all records"
-        log(f"[{i}/{len(jobs)}] {job.notebook}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
-        if out := execute(job, results_dir, force, log):
-            outputs.append(out)
-    if plan.summary:
-        export_reports(results_dir, summary_dir, log)
+    with hold_folder(results_dir):
+        if stale := remove_partial_files(results_dir):
+            log(f"removed {stale} partial file(s) left by a stopped run")
+        for job in jobs:
+            if job.notebook == "04_summary":
+                job.parameters["reports"] = report_names(results_dir, jobs)
+        start, outputs = time.monotonic(), []
+        for i, job in enumerate(jobs, 1):
+            elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
+            todo = ", ".join(job.variants) or "all records"
+            log(f"[{i}/{len(jobs)}] {job.notebook}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
+            if out := execute(job, results_dir, force, log):
+                outputs.append(out)
+        if plan.summary:
+            export_reports(results_dir, summary_dir, log)
     log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
     log(produced(results_dir, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
