@@ -115,11 +115,14 @@ def fine_tune(model, exp: Experiment, epochs: int, learning_rate: float, callbac
 
 
 def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
-            wrapped: list[str] | None = None) -> dict[str, Any]:
+            wrapped: list[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Convert a plain (stripped) Keras model to FP32 TFLite and evaluate it as variant `name`.
 
-    `wrapped` names the layers that were compressed; the record keeps their kernel statistics.
+    `wrapped` names the layers that were compressed; the record keeps their kernel statistics. A finished
+    variant is never written again unless `force`: its record is returned as it is.
     """
+    if record := load_record(exp.results_dir, name, force):
+        return record
     path = exp.results_dir / f"{name}.tflite"
     to_tflite(model, path)
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
@@ -128,8 +131,7 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
 
 def reference(exp: Experiment, base, force: bool = False) -> dict[str, Any]:
     """The FP32 TFLite base model's record: the reference of every comparison."""
-    return load_record(exp.results_dir, "base-fp32", force) or measure(exp, "base-fp32", base, None,
-                                                                      dict(exp.base_info))
+    return measure(exp, "base-fp32", base, None, dict(exp.base_info), force=force)
 
 
 def quantized_variant(exp: Experiment, base, ref: dict, force: bool = False) -> dict[str, Any]:
@@ -182,8 +184,9 @@ def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: i
 
 
 def pick_demo(exp: Experiment, values: list, name_of, force: bool = False):
-    """The value to walk through step by step: the middle one not yet done (so a resumed run never redoes a
-    finished variant), or the middle one when all are done."""
+    """The value to walk through step by step: the middle one not yet done, so a resumed run never redoes a
+    finished variant. When all are done, the middle one: its steps run again to show them, but `measure` keeps
+    its finished record."""
     pending = [v for v in values if force or load_record(exp.results_dir, name_of(v)) is None]
     choices = pending or values
     return choices[len(choices) // 2]
