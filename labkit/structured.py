@@ -19,7 +19,10 @@ from torch import nn
 
 from labkit import onnxrt, torch_models
 from labkit.compress import check_sparsity
+from labkit.files import read_json, write_json
 from labkit.size import deflation
+
+STAGES = ("base", "pruned", "fine-tuned", "exported")
 
 
 def config_list(sparsity: float, exclude: tuple[str, ...] = ("fc2",)) -> list[dict]:
@@ -95,3 +98,44 @@ def tflite_stage(record: dict[str, Any]) -> dict[str, Any]:
     """The TFLite stage of a structured-pruning run, taken from the variant record of its .tflite file."""
     return {"runtime": "TFLite", "accuracy": record["metrics"]["accuracy"], "latency": record["latency"],
             "raw_bytes": record["size"]["raw_bytes"], "zipped_bytes": record["size"]["zipped_bytes"]}
+
+
+class Checkpoints:
+    """The finished stages of one structured-pruning run, kept beside its results so a stopped run resumes.
+
+    Stages: base (measured), pruned (masked and sped up), fine-tuned, exported (ONNX and TFLite written).
+    A stage's model is saved as a state dict first and the stage is listed in `<name>-checkpoints.json`
+    last, both atomically: a listed stage is complete. `force` starts from nothing.
+    """
+
+    def __init__(self, results_dir: Path, name: str, force: bool = False):
+        self.results_dir, self.name = Path(results_dir), name
+        self.path = self.results_dir / f"{name}-checkpoints.json"
+        state = {} if force or not self.path.is_file() else read_json(self.path)
+        self.done_stages: list[str] = state.get("done", [])
+        self.measured: dict[str, dict[str, Any]] = state.get("measured", {})
+
+    def done(self, stage: str) -> bool:
+        """Whether `stage` finished in this or an earlier run."""
+        return stage in self.done_stages
+
+    def model_path(self, stage: str) -> Path:
+        return self.results_dir / f"{self.name}-{stage}.pt"
+
+    def save(self, stage: str, model: nn.Module | None = None, measured: dict[str, Any] | None = None) -> None:
+        """Mark `stage` done, keeping its model (state dict) and what was measured of it."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+        if model is not None:
+            torch_models.save_state(model, self.model_path(stage))
+        if measured is not None:
+            self.measured[stage] = measured
+        self.done_stages = [s for s in STAGES if s in self.done_stages or s == stage]
+        write_json(self.path, {"done": self.done_stages, "measured": self.measured})
+
+    def load(self, stage: str) -> nn.Module:
+        """The model saved at `stage`, rebuilt with its (pruned) layer widths, in evaluation mode."""
+        state = torch.load(self.model_path(stage), map_location="cpu", weights_only=True)
+        model = torch_models.FashionClassifier.sized_like(state)
+        model.load_state_dict(state)
+        return model.eval()

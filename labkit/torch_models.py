@@ -24,14 +24,20 @@ class FashionClassifier(nn.Module):
     course's Softmax before CrossEntropyLoss applied softmax twice and slowed learning.
     """
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, channels: tuple[int, int, int] = (8, 16, 32), hidden: int = 1024):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3)
-        self.conv2 = nn.Conv2d(8, 16, 3)
-        self.conv3 = nn.Conv2d(16, 32, 3)
-        self.fc1 = nn.Linear(32 * 22 * 22, 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.conv1 = nn.Conv2d(1, channels[0], 3)
+        self.conv2 = nn.Conv2d(channels[0], channels[1], 3)
+        self.conv3 = nn.Conv2d(channels[1], channels[2], 3)
+        self.fc1 = nn.Linear(channels[2] * 22 * 22, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
         self.relu = nn.ReLU()
+
+    @classmethod
+    def sized_like(cls, state: dict[str, torch.Tensor]) -> FashionClassifier:
+        """An untrained classifier with the layer widths of a state dict (a structurally pruned model has fewer)."""
+        channels = tuple(state[f"conv{i}.weight"].shape[0] for i in (1, 2, 3))
+        return cls(state["fc2.weight"].shape[0], channels, state["fc1.weight"].shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.conv1(x))

@@ -88,3 +88,23 @@ def test_missing_chromium_is_a_visible_note(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(netron, "find_chromium", lambda: None)
     assert netron.render_svg(tmp_path / "m.onnx", tmp_path / "m.svg") is None
     assert "no Chromium found" in capsys.readouterr().out
+
+
+def test_checkpoints_keep_a_pruned_model_and_resume_from_it(tmp_path):
+    pruned = torch_models.FashionClassifier(channels=(4, 8, 16), hidden=512).eval()
+    checkpoints = structured.Checkpoints(tmp_path, "structured-0.5")
+    assert not checkpoints.done("pruned")
+    checkpoints.save("pruned", pruned, {"accuracy": 0.5})
+    checkpoints.save("base", measured={"accuracy": 0.9})
+
+    resumed = structured.Checkpoints(tmp_path, "structured-0.5")
+    assert resumed.done("base") and resumed.done("pruned") and not resumed.done("fine-tuned")
+    assert resumed.done_stages == ["base", "pruned"]  # in the lab's order, whatever the order of saving
+    assert resumed.measured == {"pruned": {"accuracy": 0.5}, "base": {"accuracy": 0.9}}
+    loaded = resumed.load("pruned")
+    assert torch_models.shapes(loaded) == torch_models.shapes(pruned)
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded(x), pruned(x))
+    assert not structured.Checkpoints(tmp_path, "structured-0.5", force=True).done("pruned")
+    with pytest.raises(ValueError, match="unknown stage 'speedup'"):
+        checkpoints.save("speedup")
