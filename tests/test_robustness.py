@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,47 +17,160 @@ from labkit import LabkitError, tflite
 from labkit.data import fashion_mnist, load_fashion_mnist
 from labkit.keras_models import load_model
 
-TINY_ARGS = ["--test-dataset-fraction", "0.05", "-p", "train_samples=300", "-p", "base_epochs=1"]
+TINY = ["--test-dataset-fraction", "0.05", "-p", "train_samples=300"]
+TINY_KERAS = [*TINY, "-p", "base_epochs=1"]
+TINY_STRUCTURED = [*TINY, "-p", "training_batches=200", "-p", "netron_live=False"]
+needs_fashion = pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
 
 
-def labkit_run(tasks: list[str], results: Path, models: Path, **popen) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "labkit", "run", "--tasks", *tasks, "--results-path", str(results), *TINY_ARGS,
+def labkit_run(tasks: list[str], results: Path, models: Path, tiny: list[str] = TINY_KERAS) -> subprocess.Popen:
+    """`python -m labkit run` at tiny scale in a process group of its own (as a terminal would start it)."""
+    cmd = [sys.executable, "-m", "labkit", "run", "--tasks", *tasks, "--results-path", str(results), *tiny,
            "-p", f"models_dir={models}"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **popen)
+                            start_new_session=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout_s: float = 600) -> None:
+    """Poll `condition` until it holds; fail if the run ends first or the (generous) deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        time.sleep(0.1)
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the kernels a run started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def files_state(paths) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each file: an atomic rewrite changes the inode."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+def one_line(err: str, prefix: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+STOPS = {  # how the run is stopped -> (signal, whom, exit code of the runner, its last word on stderr)
+    "runner SIGKILL": (signal.SIGKILL, "runner", -signal.SIGKILL, None),
+    "runner SIGTERM": (signal.SIGTERM, "runner", 130, "stopped: finished variants are kept"),
+    "Ctrl-C": (signal.SIGINT, "runner", 130, "stopped: finished variants are kept"),
+    "kernel SIGKILL": (signal.SIGKILL, "kernel", 1, "error: the notebook kernel died"),
+}
 
 
 @pytest.mark.notebook
-@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
-def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path):
+@needs_fashion
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path, stop):
+    sig, whom, code, said = STOPS[stop]
     results, models = tmp_path / "results", tmp_path / "models"
-    tasks = ["clustered-2-fp32", "clustered-4-fp32", "clustered-8-fp32"]
+    tasks = ["clustered-2-fp32", "clustered-4-fp32"]
     proc = labkit_run(tasks, results, models)
-    deadline = time.monotonic() + 300
-    while not list(results.glob("clustered-*.json")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no variant finished in time"
-        time.sleep(0.5)
-    time.sleep(2)  # now inside the next variant
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {p.name: p.stat().st_mtime_ns for p in results.glob("clustered-*.json")}
-    assert 1 <= len(finished) < 3
+    wait_for(lambda: list(results.glob("clustered-*.json")), proc, "finished variant")
+    kernels = children(proc.pid)
+    assert kernels, "the run has no kernel"
+    os.kill(kernels[0] if whom == "kernel" else proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    if said:
+        assert said in one_line(err, said.split(":")[0] + ":")
+    finished = files_state(results.glob("*.json"))
+    assert {"base-fp32.json", "clustered-4-fp32.json"} <= set(finished)  # the demo variant is done first
 
-    rerun = labkit_run(tasks, results, models)
-    out, err = rerun.communicate(timeout=600)
+    rerun = labkit_run(tasks, results, models)  # at once: it must wait for a kernel that is still ending
+    deadline = time.monotonic() + 30
+    while any(alive(k) for k in kernels):
+        assert time.monotonic() < deadline, f"the kernel of the stopped run still runs 30 s after: {stop}"
+        time.sleep(0.1)
+    _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
-    after = {p.name: p.stat().st_mtime_ns for p in results.glob("clustered-*.json")}
-    assert set(after) == {f"{t}.json" for t in tasks}
-    assert all(after[name] == mtime for name, mtime in finished.items())  # kept, not redone
+    after = files_state(results.glob("*.json"))
+    assert {f"{t}.json" for t in tasks} <= set(after)
+    assert {name: after[name] for name in finished} == finished  # kept, not redone
     assert not list(results.glob("*.part")) and not list(results.glob("*.part.*"))
     for task in tasks:
         tflite.load(results / f"{task}.tflite")
         assert (results / f"{task}-confusion-matrix.png").stat().st_size > 0
 
 
+def base_training_started(notebook: Path) -> bool:
+    """Whether papermill has marked the cell that trains (or loads) the base model as running."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError):
+        return False  # not written yet, or caught mid-write
+    return any("experiment.base_model(" in "".join(c["source"]) and
+               c["metadata"].get("papermill", {}).get("status") in ("running", "completed") for c in cells)
+
+
 @pytest.mark.notebook
-@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
+@needs_fashion
+def test_kill_during_base_training_leaves_no_half_written_model(tmp_path):
+    results, models = tmp_path / "results", tmp_path / "models"
+    proc = labkit_run(["clustered-2-fp32"], results, models)
+    wait_for(lambda: base_training_started(results / "notebooks" / "01_clustering.running.ipynb"), proc,
+             "base model training")
+    kernels = children(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(k) for k in kernels):
+        assert time.monotonic() < deadline, "the kernel of the killed run still runs 30 s after"
+        time.sleep(0.1)
+    for path in models.glob("[!.]*.keras"):  # whatever looks finished must load
+        load_model(path)
+    rerun = labkit_run(["clustered-2-fp32"], results, models)
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert len(list(models.glob("[!.]*.keras"))) == 1
+
+
+@pytest.mark.notebook
+@needs_fashion
+def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_path):
+    results, models = tmp_path / "results", tmp_path / "models"
+    proc = labkit_run(["structured-0.5"], results, models, TINY_STRUCTURED)
+    checkpoints = results / "structured-0.5-checkpoints.json"
+    wait_for(lambda: checkpoints.is_file() and "fine-tuned" in json.loads(checkpoints.read_text())["done"], proc,
+             "fine-tuned checkpoint")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = [*models.glob("fashion-classifier-*.pt"), *(results / f"structured-0.5-{stage}.pt"
+                                                        for stage in ("pruned", "fine-tuned")),
+            results / "structured-0.5-compress.log"]
+    before = files_state(kept)
+
+    rerun = labkit_run(["structured-0.5"], results, models, TINY_STRUCTURED)
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert files_state(kept) == before  # base not retrained, not re-pruned, not re-fine-tuned
+    record = json.loads((results / "structured-0.5.json").read_text())
+    assert record["stages"]["fine-tuned"] == json.loads(checkpoints.read_text())["measured"]["fine-tuned"]
+    assert json.loads(checkpoints.read_text())["done"] == ["base", "pruned", "fine-tuned", "exported"]
+
+
+@pytest.mark.notebook
+@needs_fashion
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
