@@ -1,0 +1,96 @@
+"""The statistics of a fair comparison: intervals, paired tests and their correction, verdicts, seeds.
+
+Every comparison of the lab is paired: two variants classified the same test images, so the same images are
+resampled for both (bootstrap) and only the images they disagree on count (McNemar). A difference is called
+real only when the multiple-comparison-corrected test and the interval agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy of `correct` out of `n` (sound near 0 and 1, unlike the normal one)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(correct, n, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+def paired_delta(correct_a: np.ndarray, correct_b: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
+                 seed: int = 0) -> dict[str, float]:
+    """Accuracy of a minus accuracy of b in percentage points, with a paired bootstrap percentile interval.
+
+    Both vectors say, per test image, whether the model got it right; each resample draws the same images for both.
+    """
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"paired comparison needs two equal, non-empty vectors, got {a.shape} and {b.shape}")
+    diff = a.astype(np.int8) - b.astype(np.int8)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([diff[rng.integers(0, diff.size, (chunk, diff.size))].mean(axis=1)
+                            for chunk in _chunks(resamples, max(1, 4_000_000 // diff.size))])
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"delta_pp": 100 * float(diff.mean()), "low_pp": 100 * float(low), "high_pp": 100 * float(high)}
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test on the images only one of the two models got right; p = 1 when they never disagree."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    p = 1.0 if a_only + b_only == 0 else float(mcnemar([[0, a_only], [b_only, 0]], exact=True).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values, in the given order: the family of comparisons of one run."""
+    from statsmodels.stats.multitest import multipletests
+
+    if not p_values:
+        return []
+    return [float(p) for p in multipletests(p_values, method="holm")[1]]
+
+
+def verdict(delta: dict[str, float], p_adjusted: float, alpha: float = 0.05) -> str:
+    """"better", "worse" or "no measurable difference": a direction only when the corrected test rejects and the
+    paired interval lies on one side of zero."""
+    if p_adjusted < alpha and delta["low_pp"] > 0:
+        return "better"
+    if p_adjusted < alpha and delta["high_pp"] < 0:
+        return "worse"
+    return "no measurable difference"
+
+
+def median_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Median of repeated timings with a distribution-free interval from order statistics (binomial)."""
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(samples, float))
+    rank = max(int(binom.ppf((1 - confidence) / 2, x.size, 0.5)), 1)  # 1-based rank of the lower bound
+    return float(np.median(x)), float(x[rank - 1]), float(x[x.size - rank])
+
+
+def speedup_interval(times_a: np.ndarray, times_b: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """How many times faster b is than a (median a / median b), with a bootstrap percentile interval."""
+    a, b = np.asarray(times_a, float), np.asarray(times_b, float)
+    rng = np.random.default_rng(seed)
+    ratios = (np.median(a[rng.integers(0, a.size, (resamples, a.size))], axis=1)
+              / np.median(b[rng.integers(0, b.size, (resamples, b.size))], axis=1))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(np.median(a) / np.median(b)), float(low), float(high)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (0 for a single seed)."""
+    x = np.asarray(values, float)
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
