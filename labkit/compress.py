@@ -69,6 +69,20 @@ def prune(model, sparsity: float, only: LayerFilter | None = None):
     return _wrap(model, lambda m: tfmot.sparsity.keras.prune_low_magnitude(m, pruning_schedule=schedule), only)
 
 
+def mask_now(model) -> None:
+    """Apply the pruning masks at once, as TFMOT does at the first training step, so that a pruned model can be
+    measured right after compression, before fine-tuning."""
+    import tensorflow_model_optimization as tfmot
+
+    step = tfmot.sparsity.keras.UpdatePruningStep()
+    step.set_model(model)
+    step.on_train_begin()  # the schedule starts at step 0
+    for layer in model.layers:
+        if pruning := getattr(layer, "pruning_obj", None):
+            pruning.conditional_mask_update()
+            pruning.weight_mask_op()
+
+
 def pruning_callbacks(log_dir: str | None = None) -> list:
     """UpdatePruningStep (required: it advances the schedule) and, with a log dir, PruningSummaries."""
     import tensorflow_model_optimization as tfmot

@@ -13,6 +13,7 @@ import numpy as np
 
 from labkit import compress
 from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
+from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant, load_record
 from labkit.export import to_int8_tflite, to_tflite
 from labkit.keras_models import compile_model, fashion_cnn, load_model, pets_mobilenet, save_model
@@ -114,19 +115,52 @@ def fine_tune(model, exp: Experiment, epochs: int, learning_rate: float, callbac
                      verbose=2)
 
 
+def accuracy_now(exp: Experiment, model) -> float:
+    """Test accuracy of a Keras model as it is: a wrapped model right after compression, before fine-tuning."""
+    return float((model.predict(exp.x_test, batch_size=256, verbose=0).argmax(axis=1) == exp.y_test).mean())
+
+
 def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
-            wrapped: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+            wrapped: list[str] | None = None, control: dict | None = None, force: bool = False,
+            before: float | None = None) -> dict[str, Any]:
     """Convert a plain (stripped) Keras model to FP32 TFLite and evaluate it as variant `name`.
 
-    `wrapped` names the layers that were compressed; the record keeps their kernel statistics. A finished
-    variant is never written again unless `force`: its record is returned as it is.
+    `wrapped` names the layers that were compressed; the record keeps their kernel statistics. `control` is the
+    record of the uncompressed model with the same training budget, compared image by image; `before` is the
+    accuracy right after compression, before fine-tuning. A finished variant is never written again unless
+    `force`: its record is returned as it is.
     """
     if record := load_record(exp.results_dir, name, force):
         return record
     path = exp.results_dir / f"{name}.tflite"
     to_tflite(model, path)
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
-                            reference, params, compress.kernel_stats(model, wrapped))
+                            reference, params, compress.kernel_stats(model, wrapped),
+                            {"accuracy_before_fine_tuning": before} if before is not None else None,
+                            control["name"] if control else None)
+
+
+def check_budget(control: dict, epochs: int, learning_rate: float) -> None:
+    """A variant is only compared with a control trained exactly as long, at the same learning rate."""
+    trained = (control["params"].get("epochs"), control["params"].get("learning_rate"))
+    if trained != (epochs, learning_rate):
+        raise LabkitError(f"{control['name']} was fine-tuned {trained[0]} epochs at {trained[1]}, the variant "
+                          f"{epochs} at {learning_rate}: pass the control with the same budget")
+
+
+def control_variant(exp: Experiment, base, ref: dict, epochs: int = 1, learning_rate: float = 1e-4,
+                    force: bool = False) -> dict[str, Any]:
+    """The matched-budget control: the base fine-tuned exactly as the variants are, without compression.
+
+    Fine-tuning is extra training the base never had; against the base, a variant would be credited with what
+    that training bought. Against this control, the difference is the compression's alone.
+    """
+    name = f"control-{epochs}-epochs-fp32"
+    if record := load_record(exp.results_dir, name, force):
+        return record
+    model = compress.copy_model(base)
+    fine_tune(model, exp, epochs, learning_rate)
+    return measure(exp, name, model, ref, {"epochs": epochs, "learning_rate": learning_rate}, force=force)
 
 
 def reference(exp: Experiment, base, force: bool = False) -> dict[str, Any]:
@@ -142,45 +176,59 @@ def quantized_variant(exp: Experiment, base, ref: dict, force: bool = False) -> 
     path = exp.results_dir / f"{name}.tflite"
     to_int8_tflite(base, exp.x_train[:300], path)
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir, ref,
-                            {"calibration_samples": min(300, len(exp.x_train))})
+                            {"calibration_samples": min(300, len(exp.x_train))}, control=ref["name"])
 
 
-def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, epochs: int = 1,
+def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, control: dict, epochs: int = 1,
                       learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
     """Cluster a copy of the base to `clusters` centroids, fine-tune, strip, convert and measure it."""
     name = f"clustered-{clusters}-fp32"
     if record := load_record(exp.results_dir, name, force):
         return record
+    check_budget(control, epochs, learning_rate)
     model = compress.cluster(base, clusters, only=exp.layer_filter())
+    before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate)
     params = {"clusters": clusters, "epochs": epochs, "learning_rate": learning_rate, "init": "linear"}
-    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
+                   before=before)
 
 
-def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, epochs: int = 1,
+def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, control: dict, epochs: int = 1,
                    learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
     """Prune a copy of the base to `sparsity`, fine-tune with the pruning callbacks, strip, convert, measure."""
     name = f"pruned-{sparsity:g}-fp32"
     if record := load_record(exp.results_dir, name, force):
         return record
+    check_budget(control, epochs, learning_rate)
     model = compress.prune(base, sparsity)
+    compress.mask_now(model)
+    before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate, compress.pruning_callbacks(exp.results_dir / "logs" / name))
     params = {"sparsity": sparsity, "epochs": epochs, "learning_rate": learning_rate, "schedule": "constant"}
-    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
+                   before=before)
 
 
-def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: int, ref: dict, epochs: int = 1,
-                             learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
-    """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning after each step."""
+def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: int, ref: dict, control: dict,
+                             epochs: int = 1, learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
+    """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning `epochs` after each step.
+
+    Its control is fine-tuned twice as long: the two steps together train 2 × `epochs`. The accuracy before
+    fine-tuning is the one right after clustering, before the second fine-tuning.
+    """
     name = f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
     if record := load_record(exp.results_dir, name, force):
         return record
+    check_budget(control, 2 * epochs, learning_rate)
     pruned = compress.prune(base, sparsity)
     fine_tune(pruned, exp, epochs, learning_rate, compress.pruning_callbacks())
     model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
+    before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate)
     params = {"sparsity": sparsity, "clusters": clusters, "epochs": epochs, "learning_rate": learning_rate}
-    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model))
+    return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
+                   before=before)
 
 
 def pick_demo(exp: Experiment, values: list, name_of, force: bool = False):

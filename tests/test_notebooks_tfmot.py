@@ -50,7 +50,9 @@ def test_pruned_kernels_reach_the_sparsity(fashion_run):
 def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
     results = fashion_run[0]
     records = load_records(results)
-    assert {r["name"] for r in records} == {"base-fp32", "torch-base-fp32", *runner.plan_tasks(["all"]).variant_names()}
+    controls = {"control-1-epochs-fp32", "control-2-epochs-fp32"}
+    assert {r["name"] for r in records} == {"base-fp32", "torch-base-fp32", *controls,
+                                            *runner.plan_tasks(["all"]).variant_names()}
     for r in records:
         for name in r["files"]:
             assert (results / name).is_file(), name
@@ -60,6 +62,23 @@ def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
             assert 0 <= value <= 1
         assert r["metrics"]["top_5"] >= r["metrics"]["accuracy"]
         assert r["latency"]["median_ms"] > 0
+
+
+def test_every_compressed_variant_is_tested_against_the_control_of_its_budget(fashion_run):
+    records = {r["name"]: r for r in load_records(fashion_run[0])}
+    controls = {"quantized-int8": "base-fp32", "pruned-0.5-clustered-16-fp32": "control-2-epochs-fp32"}
+    for name, r in records.items():
+        if r["method"] in ("none", "structured pruning"):
+            continue
+        test = r["vs_control"]
+        assert test["control"] == controls.get(name, "control-1-epochs-fp32")
+        delta = 100 * (r["metrics"]["accuracy"] - records[test["control"]]["metrics"]["accuracy"])
+        assert test["delta_pp"] == pytest.approx(delta, abs=1e-6)
+        assert test["low_pp"] <= test["delta_pp"] <= test["high_pp"] and 0 <= test["p_value"] <= 1
+        low, high = r["accuracy_interval"]
+        assert low <= r["metrics"]["accuracy"] <= high
+        if name != "quantized-int8":  # post-training quantization has no fine-tuning
+            assert 0 <= r["accuracy_before_fine_tuning"] <= 1
 
 
 def test_zip_sizes_are_the_files_on_disk(fashion_run):
@@ -97,12 +116,12 @@ def test_pets_clustering_at_tiny_scale(tmp_path):
                params={"train_samples": 60, "base_epochs": 1, "image_size": 32, "batch_size": 16,
                        "models_dir": str(tmp_path / "models")}, log=lambda _: None)
     records = {r["name"]: r for r in load_records(tmp_path / "results")}
-    assert set(records) == {"base-fp32", "clustered-4-fp32"}
+    assert set(records) == {"base-fp32", "control-1-epochs-fp32", "clustered-4-fp32"}
     kernels = records["clustered-4-fp32"]["kernels"]
     assert sum(name.startswith("dense") for name in kernels) == 4  # the head, plus the late 1x1 convolutions
     assert all(stat["unique_values"] <= 4 for stat in kernels.values())
     assert records["base-fp32"]["params"]["weights"] in {"imagenet", "none"}
-    assert np.isclose(sum(1 for _ in (tmp_path / "results").glob("*-confusion-matrix.png")), 2)
+    assert np.isclose(sum(1 for _ in (tmp_path / "results").glob("*-confusion-matrix.png")), 3)
 
 
 def test_head_filter_picks_dense_and_late_convs():
