@@ -8,18 +8,49 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from labkit import stats
+
 Record = dict[str, Any]
 
 
+def tested(records: list[Record]) -> dict[str, dict[str, Any]]:
+    """Each variant's comparison with its control, p-values Holm-corrected over the variants given, and a verdict.
+
+    Only "better" or "worse" when the corrected test and the paired interval agree; else no measurable difference.
+    """
+    compared = [r for r in records if r.get("vs_control")]
+    adjusted = stats.holm([r["vs_control"]["p_value"] for r in compared])
+    return {r["name"]: {**r["vs_control"], "p_holm": p, "verdict": stats.verdict(r["vs_control"], p)}
+            for r, p in zip(compared, adjusted, strict=True)}
+
+
+def accuracy_interval(record: Record) -> tuple[float, float]:
+    """The 95 % interval of a variant's accuracy (a point for records made before intervals were kept)."""
+    accuracy = record["metrics"]["accuracy"]
+    return tuple(record.get("accuracy_interval") or (accuracy, accuracy))
+
+
 def variants_table(records: list[Record]) -> pd.DataFrame:
-    """Quality and speed per variant: the five metrics, change against the base, batch-1 latency."""
-    return pd.DataFrame([{
-        "variant": r["name"], "method": r["method"],
-        "accuracy": r["metrics"]["accuracy"], "Δ accuracy (pp)": r["accuracy_change_pp"],
-        "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
-        "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
-        "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"],
-    } for r in records]).set_index("variant")
+    """Quality and speed per variant: the five metrics with the accuracy's 95 % interval; the change against the
+    matched-budget control with its paired interval, Holm-corrected McNemar p and verdict; batch-1 latency."""
+    tests = tested(records)
+    rows = []
+    for r in records:
+        low, high = accuracy_interval(r)
+        test = tests.get(r["name"])
+        rows.append({
+            "variant": r["name"], "method": r["method"],
+            "accuracy": r["metrics"]["accuracy"], "accuracy 95 % CI": f"{low:.4f} – {high:.4f}",
+            "before fine-tuning": r.get("accuracy_before_fine_tuning"),
+            "control": test["control"] if test else "",
+            "Δ vs control (pp)": test["delta_pp"] if test else None,
+            "Δ 95 % CI (pp)": f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}" if test else "",
+            "p (Holm)": test["p_holm"] if test else None, "verdict": test["verdict"] if test else "",
+            "Δ vs base (pp)": r["accuracy_change_pp"],
+            "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
+            "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
+            "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"]})
+    return pd.DataFrame(rows).set_index("variant")
 
 
 def deflation_table(records: list[Record]) -> pd.DataFrame:
@@ -46,8 +77,14 @@ def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
                   key=lambda r: r["params"][param])
     xs = [r["params"][param] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot(xs, [r["metrics"]["accuracy"] for r in rows], "o-", label="compressed")
+    accuracy = [r["metrics"]["accuracy"] for r in rows]
+    spans = [[a - accuracy_interval(r)[0] for a, r in zip(accuracy, rows, strict=True)],
+             [accuracy_interval(r)[1] - a for a, r in zip(accuracy, rows, strict=True)]]
+    left.errorbar(xs, accuracy, yerr=spans, fmt="o-", capsize=3, label="compressed (95 % CI)")
     left.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="FP32 base")
+    for control in {t["control"] for r in rows if (t := r.get("vs_control"))} - {base["name"]}:
+        if found := [r for r in records if r["name"] == control]:
+            left.axhline(found[0]["metrics"]["accuracy"], color="tab:orange", ls=":", label=control)
     left.set(xlabel=xlabel, ylabel="test accuracy", title="Quality")
     left.legend()
     right.plot(xs, [r["size"]["times_smaller"] for r in rows], "o-", color="tab:green")
@@ -86,22 +123,36 @@ def plot_tradeoff(records: list[Record]):
 
 
 def pareto_front(records: list[Record]) -> list[str]:
-    """Names of the variants no other variant beats on both zipped size and accuracy."""
+    """Names of the variants no other variant beats on zipped size and accuracy.
+
+    Accuracies whose 95 % intervals overlap count as ties: a variant is beaten by one at most its zipped size that
+    is measurably more accurate, or tied on accuracy and strictly smaller.
+    """
+    def better(o: Record, r: Record) -> bool:
+        return accuracy_interval(o)[0] > accuracy_interval(r)[1]
+
     def beaten(r: Record) -> bool:
-        return any(o["size"]["zipped_bytes"] <= r["size"]["zipped_bytes"]
-                   and o["metrics"]["accuracy"] >= r["metrics"]["accuracy"]
-                   and (o["size"]["zipped_bytes"], o["metrics"]["accuracy"])
-                   != (r["size"]["zipped_bytes"], r["metrics"]["accuracy"]) for o in records)
+        return any(o is not r and o["size"]["zipped_bytes"] <= r["size"]["zipped_bytes"]
+                   and (better(o, r) or (not better(r, o) and o["size"]["zipped_bytes"] < r["size"]["zipped_bytes"]))
+                   for o in records)
 
     return [r["name"] for r in records if not beaten(r)]
 
 
 def headlines(records: list[Record]) -> str:
-    """One markdown bullet per variant: accuracy and its change, zipped reduction, latency."""
-    return "\n".join(
-        f"- **{r['name']}**: accuracy {r['metrics']['accuracy']:.4f} ({r['accuracy_change_pp']:+.2f} pp), "
-        f"zipped {r['size']['times_smaller']:.2f}× smaller than the zipped FP32 base, "
-        f"batch-1 latency {r['latency']['median_ms']:.3f} ms" for r in records)
+    """One markdown bullet per variant: accuracy with its interval, the tested change against its control,
+    zipped reduction, latency."""
+    tests, lines = tested(records), []
+    for r in records:
+        low, high = accuracy_interval(r)
+        line = f"- **{r['name']}**: accuracy {r['metrics']['accuracy']:.4f} (95 % CI {low:.4f} – {high:.4f})"
+        if test := tests.get(r["name"]):
+            line += (f"; against {test['control']}: {test['delta_pp']:+.2f} pp (95 % CI {test['low_pp']:+.2f} … "
+                     f"{test['high_pp']:+.2f}, Holm-corrected McNemar p = {test['p_holm']:.3g}): "
+                     f"**{test['verdict']}**")
+        lines.append(line + f"; zipped {r['size']['times_smaller']:.2f}× smaller than the zipped FP32 base, "
+                            f"batch-1 latency {r['latency']['median_ms']:.3f} ms")
+    return "\n".join(lines)
 
 
 def plot_samples(images, labels, class_names: list[str], count: int = 10):

@@ -39,11 +39,20 @@ def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], l
             yield method, group, [speed_factor(r, _base_of(r, named)) for r in group]
 
 
+def _change(record: Record, tests: dict[str, dict[str, Any]]) -> tuple[float, str]:
+    """A variant's accuracy change in pp: against its matched-budget control with the test's verdict, or against
+    the base (untested) for a record without a control."""
+    if test := tests.get(record["name"]):
+        return test["delta_pp"], test["verdict"]
+    return record["accuracy_change_pp"], "against the base, untested"
+
+
 def method_table(records: list[Record]) -> pd.DataFrame:
-    """Per method, the range over its variants of accuracy change, speed-up and zipped-size reduction."""
-    rows = []
+    """Per method, the range over its variants of accuracy change (against the control), speed-up and zipped-size
+    reduction."""
+    rows, tests = [], report.tested(records)
     for method, group, speeds in _method_groups(records):
-        spans = {"Δ accuracy (pp)": [r["accuracy_change_pp"] for r in group],
+        spans = {"Δ accuracy vs control (pp)": [_change(r, tests)[0] for r in group],
                  "× faster (batch 1)": speeds,
                  "× smaller zipped": [r["size"]["times_smaller"] for r in group]}
         row = {"method": method, "variants": len(group)}
@@ -63,17 +72,22 @@ def _speed_words(factor: float) -> str:
 
 
 def answer_quality_and_speed(records: list[Record]) -> str:
-    """Q1: how quantization, pruning and clustering compare on quality and speed."""
-    lines = []
+    """Q1: how quantization, pruning and clustering compare on quality and speed.
+
+    Quality is each variant's accuracy change against the control with the same training budget, with the
+    verdict of the Holm-corrected paired test; records without a control fall back to the change against the base.
+    """
+    tests, lines = report.tested(records), []
     for method, group, speeds in _method_groups(records):
-        worst = min(group, key=lambda r: r["accuracy_change_pp"])
-        best = max(group, key=lambda r: r["accuracy_change_pp"])
-        mean_speed = sum(speeds) / len(speeds)
-        change = (f"{best['accuracy_change_pp']:+.2f} pp" if best is worst else
-                  f"from {worst['accuracy_change_pp']:+.2f} pp ({worst['name']}) to "
-                  f"{best['accuracy_change_pp']:+.2f} pp ({best['name']})")
-        lines.append(f"- **{method}**: accuracy change {change}; batch-1 TFLite inference "
-                     f"{_speed_words(mean_speed)} its FP32 base.")
+        changes = {r["name"]: _change(r, tests) for r in group}
+        worst, best = min(changes, key=lambda n: changes[n][0]), max(changes, key=lambda n: changes[n][0])
+        change = (f"{changes[best][0]:+.2f} pp ({best}: {changes[best][1]})" if best == worst else
+                  f"from {changes[worst][0]:+.2f} pp ({worst}: {changes[worst][1]}) to {changes[best][0]:+.2f} pp "
+                  f"({best}: {changes[best][1]})")
+        same = sum(verdict == "no measurable difference" for _, verdict in changes.values())
+        lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; {same} of {len(group)} "
+                     f"variant(s) with no measurable difference; batch-1 TFLite inference "
+                     f"{_speed_words(sum(speeds) / len(speeds))} its FP32 base.")
     return "\n".join(lines)
 
 
@@ -113,7 +127,11 @@ def answer_deflation(records: list[Record]) -> str:
 
 
 def answer_dominance(records: list[Record]) -> str:
-    """Q4: which method dominates, from the Pareto front of zipped size and accuracy on the Keras base."""
+    """Q4: which method dominates, from the Pareto front of zipped size and accuracy on the Keras base.
+
+    Accuracies whose 95 % intervals overlap are ties on the front; the answer ends with the evidence for its
+    smallest variant that is not measurably worse than its control.
+    """
     keras = [r for r in records if r["method"] in ["none", *TFMOT_METHODS]]
     if not keras:
         return "No Keras variants were recorded."
@@ -121,14 +139,18 @@ def answer_dominance(records: list[Record]) -> str:
     methods = sorted({_by_name(keras)[n]["method"] for n in front} - {"none"})
     smallest = min(keras, key=lambda r: r["size"]["zipped_bytes"])
     best = max(keras, key=lambda r: r["metrics"]["accuracy"])
-    text = (f"On zipped size against accuracy (same Keras base), the Pareto front is: {', '.join(front)}. "
+    text = (f"On zipped size against accuracy (same Keras base; accuracies whose 95 % intervals overlap count as "
+            f"ties), the Pareto front is: {', '.join(front)}. "
             f"Smallest: **{smallest['name']}** ({smallest['size']['zipped_bytes'] / 1024:.0f} KB zipped, accuracy "
             f"{smallest['metrics']['accuracy']:.4f}); most accurate: **{best['name']}** "
             f"({best['metrics']['accuracy']:.4f}, {best['size']['zipped_bytes'] / 1024:.0f} KB zipped). ")
     if len(methods) == 1:
-        text += f"**{methods[0]}** dominates: every compressed variant on the front uses it."
+        text += f"**{methods[0]}** dominates: every compressed variant on the front uses it. "
+    elif methods:
+        text += f"No single method dominates on size and quality: the front mixes {', '.join(methods)}. "
     else:
-        text += f"No single method dominates on size and quality: the front mixes {', '.join(methods)}."
+        text += "No compressed variant is on the front. "
+    text += _evidence([_by_name(keras)[n] for n in front], report.tested(records))
     structured = [r for r in records if r["method"] == "structured pruning"]
     fast = [r["name"] for _, group, speeds in _method_groups(records)
             for r, factor in zip(group, speeds, strict=True) if factor >= 1.25]
@@ -138,6 +160,20 @@ def answer_dominance(records: list[Record]) -> str:
         text += (" Structured pruning is the only method that shrinks both the raw file and the computation, "
                  "so it is the one to pick when latency matters; clustering (with pruning) when download size does.")
     return text
+
+
+def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> str:
+    """One sentence: the smallest tested front variant not measurably worse than its control, with its numbers."""
+    candidates = sorted((r for r in front if r["name"] in tests and tests[r["name"]]["verdict"] != "worse"),
+                        key=lambda r: r["size"]["zipped_bytes"])
+    if not candidates:
+        return "No variant on the front was tested against a matched-budget control."
+    r, t = candidates[0], tests[candidates[0]["name"]]
+    seeds = r["params"].get("seeds", 1)
+    return (f"Evidence: {r['name']} is {r['size']['times_smaller']:.1f}× smaller zipped than the base at "
+            f"{t['delta_pp']:+.2f} pp against {t['control']} (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, "
+            f"Holm-corrected McNemar p = {t['p_holm']:.3g}, {r['test_samples']} "
+            f"test images, {seeds} seed{'s' if seeds != 1 else ''}): {t['verdict']}.")
 
 
 def answers(records: list[Record]) -> dict[str, str]:

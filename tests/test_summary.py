@@ -1,5 +1,7 @@
 """The summary's verdicts follow from the records (synthetic records with known answers)."""
 
+import pytest
+
 from labkit import report, summary
 
 
@@ -39,3 +41,35 @@ def test_speed_words_treat_small_differences_as_noise():
     assert "2.5× faster than" in lines[0] and "as fast as (1.00×)" in lines[1]
     table = summary.method_table(RECORDS)
     assert table.loc["quantization", "× faster (batch 1)"] == "2.50"
+
+
+def compared_record(name, method, accuracy, zipped, low, high, delta, p):
+    r = record(name, method, accuracy, zipped, 1.0)
+    r.update(accuracy_interval=[accuracy - 0.005, accuracy + 0.005], test_samples=10_000,
+             vs_control={"control": "control-1-epochs-fp32", "delta_pp": delta, "low_pp": low, "high_pp": high,
+                         "p_value": p, "a_only": 10, "b_only": 10})
+    return r
+
+
+def test_overlapping_intervals_are_ties_on_the_pareto_front():
+    # 0.900 and 0.897 overlap (±0.005): the smaller one beats the larger on a tie
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.3, 0.3, 0.0, 1.0),
+               compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
+               compared_record("clustered-2-fp32", "clustering", 0.800, 30, -11, -9, -10, 1e-9)]
+    assert report.pareto_front(records) == ["clustered-8-fp32", "clustered-2-fp32"]
+
+
+def test_verdicts_need_the_corrected_test_and_the_interval():
+    records = [compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
+               compared_record("clustered-2-fp32", "clustering", 0.800, 30, -11, -9, -10, 1e-9),
+               compared_record("pruned-0.5-fp32", "pruning", 0.905, 500, 0.1, 0.9, 0.5, 0.03)]
+    tests = report.tested(records)
+    assert tests["clustered-8-fp32"]["verdict"] == "no measurable difference"
+    assert tests["clustered-2-fp32"]["verdict"] == "worse"
+    # 0.03 alone would pass, but Holm over the three comparisons makes it 0.06
+    assert tests["pruned-0.5-fp32"]["p_holm"] == pytest.approx(0.06)
+    assert tests["pruned-0.5-fp32"]["verdict"] == "no measurable difference"
+    text = summary.answer_dominance(records)
+    assert "Evidence: clustered-8-fp32" in text and "no measurable difference" in text and "1 seed" in text
+    lines = summary.answer_quality_and_speed([RECORDS[0], *records]).splitlines()
+    assert "from -10.00 pp (clustered-2-fp32: worse)" in lines[0] and "1 of 2 variant(s)" in lines[0]
