@@ -21,7 +21,7 @@ def method_of(name: str) -> str:
     """The compression method a variant name stands for, in the course's naming."""
     if name.startswith("pruned-") and "-clustered-" in name:
         return "pruning+clustering"
-    methods = (("base", "none"), ("torch-base", "none"), ("control-", "none"), ("clustered-", "clustering"),
+    methods = (("base", "none"), ("torch-", "none"), ("control-", "none"), ("clustered-", "clustering"),
                ("pruned-", "pruning"), ("quantized-", "quantization"), ("structured-", "structured pruning"))
     for prefix, method in methods:
         if name.startswith(prefix):

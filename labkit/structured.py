@@ -22,7 +22,7 @@ from labkit.compress import check_sparsity
 from labkit.files import read_json, write_json
 from labkit.size import deflation
 
-STAGES = ("base", "pruned", "fine-tuned", "exported")
+STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
 
 
 def config_list(sparsity: float, exclude: tuple[str, ...] = ("fc2",)) -> list[dict]:
@@ -103,7 +103,8 @@ def tflite_stage(record: dict[str, Any]) -> dict[str, Any]:
 class Checkpoints:
     """The finished stages of one structured-pruning run, kept beside its results so a stopped run resumes.
 
-    Stages: base (measured), pruned (masked and sped up), fine-tuned, exported (ONNX and TFLite written).
+    Stages: base (measured), pruned (masked and sped up), fine-tuned, control (the base trained as long as the
+    pruned model, without pruning), exported (ONNX and TFLite written).
     A stage's model is saved as a state dict first and the stage is listed in `<name>-checkpoints.json`
     last, both atomically: a listed stage is complete. `force` starts from nothing.
     """

@@ -28,7 +28,7 @@ def test_channels_shrink_as_configured(structured_run):
 
 def test_exports_load_and_agree(structured_run):
     record = {r["name"]: r for r in load_records(structured_run)}["structured-0.5"]
-    for label in ("torch-base", "structured-0.5"):
+    for label in ("torch-base", "torch-control", "structured-0.5"):
         onnx.checker.check_model(onnx.load(str(structured_run / f"{label}-fp32.onnx")))
         tflite.load(structured_run / f"{label}-fp32.tflite")
         checks = record["parity"][label]
@@ -41,8 +41,19 @@ def test_record_has_every_stage_and_the_tflite_metrics(structured_run):
     records = {r["name"]: r for r in load_records(structured_run)}
     assert {"torch-base-fp32", "structured-0.5"} <= set(records)
     stages = records["structured-0.5"]["stages"]
-    assert {"base", "pruned", "fine-tuned", "ONNX base", "ONNX pruned"} <= set(stages)
+    assert {"base", "pruned", "fine-tuned", "control", "ONNX base", "ONNX pruned"} <= set(stages)
     assert 0 < records["structured-0.5"]["metrics"]["accuracy"] <= 1
+
+
+def test_pruned_model_is_tested_against_the_base_trained_as_long(structured_run):
+    records = {r["name"]: r for r in load_records(structured_run)}
+    record, control = records["structured-0.5"], records["torch-control-fp32"]
+    assert control["params"] == {"training_batches": 200, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.0001}
+    test = record["vs_control"]
+    assert test["control"] == "torch-control-fp32"
+    assert test["delta_pp"] == pytest.approx(100 * (record["metrics"]["accuracy"] - control["metrics"]["accuracy"]))
+    assert test["low_pp"] <= test["delta_pp"] <= test["high_pp"]
+    assert record["accuracy_before_fine_tuning"] == record["stages"]["pruned"]["accuracy"]
     assert (structured_run / "structured-0.5-stages.md").is_file()
 
 

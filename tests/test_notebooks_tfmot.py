@@ -51,7 +51,7 @@ def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
     results = fashion_run[0]
     records = load_records(results)
     controls = {"control-1-epochs-fp32", "control-2-epochs-fp32"}
-    assert {r["name"] for r in records} == {"base-fp32", "torch-base-fp32", *controls,
+    assert {r["name"] for r in records} == {"base-fp32", "torch-base-fp32", "torch-control-fp32", *controls,
                                             *runner.plan_tasks(["all"]).variant_names()}
     for r in records:
         for name in r["files"]:
