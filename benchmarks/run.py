@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-from labkit import onnxrt, runner, summary, tflite
+from labkit import onnxrt, report, runner, stats, summary, tflite
 from labkit.data import load_fashion_mnist, preprocess
 from labkit.evaluate import load_records
 
@@ -92,11 +92,11 @@ def structured_speedup(records: dict, latency: pd.DataFrame) -> pd.DataFrame:
         reduction = {"parameters ÷": base["parameters"] / tuned["parameters"],
                      "FLOPs ÷": base["flops"] / tuned["flops"]}
         rows.append({"runtime": "PyTorch (from the run)", **reduction,
-                     "× faster": base["latency"]["median_ms"] / tuned["latency"]["median_ms"]})
+                     "× faster": base["latency"]["median_ms"] / tuned["latency"]["median_ms"], "95 % CI": ""})
         for runtime, (b, p) in {"ONNX Runtime": ("onnx torch-base-fp32", f"onnx {name}"),
                                 "TFLite": ("torch-base-fp32", name)}.items():
-            rows.append({"runtime": runtime, **reduction,
-                         "× faster": latency.loc[b, "median_ms"] / latency.loc[p, "median_ms"]})
+            ratio, low, high = stats.speedup_interval(latency.loc[b, "rounds_ms"], latency.loc[p, "rounds_ms"])
+            rows.append({"runtime": runtime, **reduction, "× faster": ratio, "95 % CI": f"{low:.2f}–{high:.2f}"})
     return pd.DataFrame(rows).set_index("runtime")
 
 
@@ -134,14 +134,14 @@ def main() -> None:
         raise SystemExit(f"no lab results in {results}: run `make lab` first (or pass --rerun)")
     data = load_fashion_mnist()
     x = preprocess(data.x_test)
-    keras_names = [n for n, r in records.items() if r["method"] != "structured pruning" and n != "torch-base-fp32"]
-    torch_names = [n for n in records if n == "torch-base-fp32" or records[n]["method"] == "structured pruning"]
+    keras_names = [r["name"] for r in report.keras_records(list(records.values()))]
+    torch_names = [n for n in records if n not in keras_names]
     onnx = {f"onnx {n}": _model_file(results, n, ".onnx") for n in torch_names}
     latency = interleaved_latency(results, keras_names + torch_names, x[0], onnx=onnx)
     tables = {
         "Wall time of each notebook": notebook_times(results),
         "Batched evaluation against the course's per-sample loop": batched_vs_loop(results, x),
-        "Batch-1 latency, interleaved (ms)": latency,
+        "Batch-1 latency, interleaved (ms)": latency.drop(columns="rounds_ms"),
         "Structured pruning: speedup against parameter and FLOP reduction": structured_speedup(records, latency),
         "Zipped size against the entropy bound (KB)": bound_table(records),
         "Accuracy change against the base, beside published TFMOT changes": accuracy_table(records),

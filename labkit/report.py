@@ -99,13 +99,28 @@ def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
     return fig
 
 
+def plot_history(history: dict[str, list[float]]):
+    """Training and validation accuracy per epoch of the base model, the kept (best) epoch marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    epochs = range(1, len(history.get("val_accuracy", [])) + 1)
+    ax.plot(epochs, history.get("accuracy", []), "o-", label="training")
+    ax.plot(epochs, history.get("val_accuracy", []), "o-", label="validation")
+    if history.get("val_accuracy"):
+        best = max(epochs, key=lambda e: history["val_accuracy"][e - 1])
+        ax.axvline(best, color="grey", ls="--", label=f"kept: epoch {best}")
+    ax.set(xlabel="epoch", ylabel="accuracy", title="Base model: learning curve")
+    ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def plot_tradeoff(records: list[Record]):
     """Zipped size against accuracy, one point per variant; the Pareto front of the Keras variants ringed and named."""
     frame = pd.DataFrame({"variant": [r["name"] for r in records], "method": [r["method"] for r in records],
                           "zip size (KB)": [r["size"]["zipped_bytes"] / 1024 for r in records],
                           "accuracy": [r["metrics"]["accuracy"] for r in records]})
-    same_base = [r for r in records if r["method"] != "structured pruning" and r["name"] != "torch-base-fp32"]
-    front = pareto_front(same_base)
+    front = pareto_front(keras_records(records))
     fig, ax = plt.subplots(figsize=(8, 5))
     sns.scatterplot(frame, x="zip size (KB)", y="accuracy", hue="method", s=80, ax=ax)
     best = frame[frame.variant.isin(front)].sort_values("zip size (KB)")
@@ -120,6 +135,11 @@ def plot_tradeoff(records: list[Record]):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def keras_records(records: list[Record]) -> list[Record]:
+    """The records made from the Keras base (not the PyTorch classifier of structured pruning)."""
+    return [r for r in records if r["method"] != "structured pruning" and not r["name"].startswith("torch-")]
 
 
 def pareto_front(records: list[Record]) -> list[str]:

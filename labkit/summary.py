@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import report, tflite
+from labkit import report, stats, tflite
 from labkit.files import atomic_write_text
 
 Record = dict[str, Any]
@@ -22,21 +22,34 @@ def _by_name(records: list[Record]) -> dict[str, Record]:
     return {r["name"]: r for r in records}
 
 
-def speed_factor(record: Record, base: Record) -> float:
-    """How many times faster than its base at batch 1 (median latency ratio)."""
-    return base["latency"]["median_ms"] / record["latency"]["median_ms"]
+Speed = tuple[float, float | None, float | None]  # times faster than the base, and its 95 % interval if known
+
+
+def speed_factor(record: Record, base: Record) -> Speed:
+    """How many times faster than its base at batch 1 (ratio of median latencies), with a 95 % bootstrap interval
+    over the rounds of an interleaved timing (None for in-run timings, which have no rounds)."""
+    ratio = base["latency"]["median_ms"] / record["latency"]["median_ms"]
+    if "rounds_ms" in base["latency"] and "rounds_ms" in record["latency"]:
+        _, low, high = stats.speedup_interval(base["latency"]["rounds_ms"], record["latency"]["rounds_ms"])
+        return ratio, low, high
+    return ratio, None, None
 
 
 def _base_of(record: Record, named: dict[str, Record]) -> Record | None:
     return named.get("torch-base-fp32") if record["method"] == "structured pruning" else named.get("base-fp32")
 
 
-def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], list[float]]]:
+def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], list[Speed]]]:
     """Per compression method with records: its variants and their batch-1 speed factors against their base."""
     named = _by_name(records)
     for method in [*TFMOT_METHODS, "structured pruning"]:
         if group := [r for r in records if r["method"] == method and _base_of(r, named)]:
             yield method, group, [speed_factor(r, _base_of(r, named)) for r in group]
+
+
+def clearly_faster(speed: Speed) -> bool:
+    """Faster beyond timing noise: the interval lies above 1 (without one, by more than 25 %)."""
+    return speed[1] > 1 if speed[1] is not None else speed[0] >= 1.25
 
 
 def _change(record: Record, tests: dict[str, dict[str, Any]]) -> tuple[float, str]:
@@ -53,7 +66,7 @@ def method_table(records: list[Record]) -> pd.DataFrame:
     rows, tests = [], report.tested(records)
     for method, group, speeds in _method_groups(records):
         spans = {"Δ accuracy vs control (pp)": [_change(r, tests)[0] for r in group],
-                 "× faster (batch 1)": speeds,
+                 "× faster (batch 1)": [speed[0] for speed in speeds],
                  "× smaller zipped": [r["size"]["times_smaller"] for r in group]}
         row = {"method": method, "variants": len(group)}
         for label, values in spans.items():
@@ -62,13 +75,23 @@ def method_table(records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def _speed_words(factor: float) -> str:
-    """Batch-1 speed against the base in words; within ±25 % counts as unchanged (timing noise)."""
-    if factor >= 1.25:
-        return f"{factor:.1f}× faster than"
-    if factor <= 0.8:
-        return f"{1 / factor:.1f}× slower than"
-    return f"as fast as ({factor:.2f}×)"
+def _speed_words(speeds: list[Speed]) -> str:
+    """Batch-1 speed of a method's variants against their base in words, from the intervals when they are known
+    (else within ±25 % counts as unchanged: in-run timings drift that much)."""
+    ratio = sum(s[0] for s in speeds) / len(speeds)
+    if any(s[1] is None for s in speeds):
+        if ratio >= 1.25:
+            return f"{ratio:.1f}× faster than"
+        return f"{1 / ratio:.1f}× slower than" if ratio <= 0.8 else f"as fast as ({ratio:.2f}×)"
+    low, high = min(s[1] for s in speeds), max(s[2] for s in speeds)
+    span = f"95 % CI {low:.2f}–{high:.2f}×"
+    if low > 1:
+        return f"{ratio:.2f}× faster ({span}) than"
+    if high < 1:
+        return f"{1 / ratio:.2f}× slower ({span} as fast) than"
+    if all(s[1] <= 1 <= s[2] for s in speeds):
+        return f"as fast as ({ratio:.2f}×, {span}: no measurable difference)"
+    return f"on average {ratio:.2f}× as fast as ({span}; the variants differ)"
 
 
 def answer_quality_and_speed(records: list[Record]) -> str:
@@ -87,7 +110,7 @@ def answer_quality_and_speed(records: list[Record]) -> str:
         same = sum(verdict == "no measurable difference" for _, verdict in changes.values())
         lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; {same} of {len(group)} "
                      f"variant(s) with no measurable difference; batch-1 TFLite inference "
-                     f"{_speed_words(sum(speeds) / len(speeds))} its FP32 base.")
+                     f"{_speed_words(speeds)} its FP32 base.")
     return "\n".join(lines)
 
 
@@ -132,7 +155,7 @@ def answer_dominance(records: list[Record]) -> str:
     Accuracies whose 95 % intervals overlap are ties on the front; the answer ends with the evidence for its
     smallest variant that is not measurably worse than its control.
     """
-    keras = [r for r in records if r["method"] in ["none", *TFMOT_METHODS]]
+    keras = report.keras_records(records)
     if not keras:
         return "No Keras variants were recorded."
     front = report.pareto_front(keras)
@@ -153,7 +176,7 @@ def answer_dominance(records: list[Record]) -> str:
     text += _evidence([_by_name(keras)[n] for n in front], report.tested(records))
     structured = [r for r in records if r["method"] == "structured pruning"]
     fast = [r["name"] for _, group, speeds in _method_groups(records)
-            for r, factor in zip(group, speeds, strict=True) if factor >= 1.25]
+            for r, speed in zip(group, speeds, strict=True) if clearly_faster(speed)]
     text += (" On speed, only " + (", ".join(fast) if fast else "none of the variants") +
              " ran clearly faster than its base at batch 1.")
     if structured:
@@ -241,8 +264,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     named = _by_name(records)
     if base := named.get("base-fp32"):
         info = base["params"]
-        parts += [f"Scale: Keras base trained on {info.get('train_samples')} images for {info.get('epochs')} "
-                  f"epoch(s); test set of {base['test_samples']} images.", ""]
+        parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; early stopping kept epoch "
+                  f"{info.get('epochs')} of at most {info.get('max_epochs')}; test set of {base['test_samples']} "
+                  "images. Every compressed variant is compared with a control: the base fine-tuned exactly as long, "
+                  "without compression.", ""]
     if torch_base := named.get("torch-base-fp32"):
         info = torch_base["params"]
         parts += [f"PyTorch base trained on {info.get('train_samples')} images for {info.get('epochs')} epoch(s).",

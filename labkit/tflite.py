@@ -108,16 +108,20 @@ def batch1_call(interpreter: Interpreter, sample: np.ndarray | None = None):
 def interleaved_latency(calls: dict, rounds: int = 15, runs: int = 40, warmup: int = 20) -> dict[str, dict]:
     """Batch-1 latency of several models timed round-robin, so drift of the machine hits all of them alike.
 
-    `calls` maps a name to a zero-argument function running one inference; returns summarize_times per name.
+    `calls` maps a name to a zero-argument function running one inference; returns summarize_times per name, with
+    the median of each round (`rounds_ms`): the repeats that intervals of speed comparisons resample.
     """
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    times: dict[str, list[np.ndarray]] = {name: [] for name in calls}
     for call in calls.values():
         for _ in range(warmup):
             call()
     for _ in range(rounds):
         for name, call in calls.items():
-            for _ in range(runs):
+            batch = np.empty(runs)
+            for i in range(runs):
                 start = time.perf_counter()
                 call()
-                times[name].append(time.perf_counter() - start)
-    return {name: summarize_times(np.array(t)) for name, t in times.items()}
+                batch[i] = time.perf_counter() - start
+            times[name].append(batch)
+    return {name: {**summarize_times(np.concatenate(t)), "rounds_ms": [float(np.median(b)) * 1e3 for b in t]}
+            for name, t in times.items()}

@@ -1,5 +1,6 @@
 """The summary's verdicts follow from the records (synthetic records with known answers)."""
 
+import numpy as np
 import pytest
 
 from labkit import report, summary
@@ -73,3 +74,13 @@ def test_verdicts_need_the_corrected_test_and_the_interval():
     assert "Evidence: clustered-8-fp32" in text and "no measurable difference" in text and "1 seed" in text
     lines = summary.answer_quality_and_speed([RECORDS[0], *records]).splitlines()
     assert "from -10.00 pp (clustered-2-fp32: worse)" in lines[0] and "1 of 2 variant(s)" in lines[0]
+
+
+def test_speed_words_come_from_intervals_over_interleaved_rounds():
+    rng = np.random.default_rng(0)
+    timed = [{**r, "latency": {"median_ms": ms, "iqr_ms": 0.0, "rounds_ms": list(ms * rng.lognormal(0, 0.02, 15))}}
+             for r, ms in zip(RECORDS, (1.0, 0.4, 1.0, 1.0, 1.0), strict=True)]
+    lines = summary.answer_quality_and_speed(timed).splitlines()
+    assert "2.50× faster (95 % CI 2.4" in lines[0]
+    assert "as fast as (1.00×, 95 % CI 0.9" in lines[1] and "no measurable difference" in lines[1]
+    assert "only quantized-int8 ran clearly faster" in summary.answer_dominance(timed)

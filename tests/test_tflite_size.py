@@ -59,7 +59,7 @@ def test_interleaved_latency_times_every_model(keras_model, inputs):
     calls = {"a": tflite.batch1_call(tflite.load(to_tflite(keras_model))),
              "b": tflite.batch1_call(tflite.load(to_int8_tflite(keras_model, inputs)), inputs[0])}
     stats = tflite.interleaved_latency(calls, rounds=3, runs=5, warmup=1)
-    assert set(stats) == {"a", "b"} and all(s["median_ms"] > 0 for s in stats.values())
+    assert set(stats) == {"a", "b"} and all(s["median_ms"] > 0 and len(s["rounds_ms"]) == 3 for s in stats.values())
 
 
 def test_corrupt_model_is_one_clear_error(tmp_path):
