@@ -16,6 +16,7 @@ from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_val
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant, load_record
 from labkit.export import to_int8_tflite, to_tflite
+from labkit.files import read_json, write_json
 from labkit.keras_models import compile_model, fashion_cnn, load_model, pets_mobilenet, save_model
 
 
@@ -70,33 +71,40 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
                       batch_size, seed, results_dir, models_dir)
 
 
-def base_model(exp: Experiment, epochs: int = 3, learning_rate: float = 1e-3):
-    """Load the cached base model for these settings, or train it and cache it under models/.
+def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, patience: int = 2):
+    """Load the cached base model for these settings, or train it to convergence and cache it under models/.
 
-    The file name holds every setting that changes the model (input size, samples, epochs, learning rate, seed),
-    so a run at other settings never picks up a base model that does not fit it.
+    Training stops once validation accuracy has not improved for `patience` epochs (at most `epochs`) and keeps the
+    best epoch's weights: a base still learning would credit every fine-tuned variant with its own progress. The
+    file name holds every setting that changes the model (input size, samples, epochs, patience, learning rate,
+    seed), so a run at other settings never picks up a base model that does not fit it.
     """
     import tensorflow as tf
 
     size = "x".join(map(str, exp.x_train.shape[1:3]))
-    tag = f"{size}-n{len(exp.x_train)}-e{epochs}-lr{learning_rate:g}-s{exp.seed}"
+    tag = f"{size}-n{len(exp.x_train)}-e{epochs}-p{patience}-lr{learning_rate:g}-s{exp.seed}"
     path = exp.models_dir / f"{exp.data.name}-base-{tag}.keras"
-    exp.base_info = {"path": str(path), "epochs": epochs, "learning_rate": learning_rate,
-                     "train_samples": len(exp.x_train)}
+    history_path = path.with_suffix(".history.json")
     if path.is_file():
-        model = load_model(path)
-        exp.base_info.update(trained_now=False, weights=_weights_note(path))
-        return model
-    tf.keras.utils.set_random_seed(exp.seed)
-    if exp.is_pets:
-        model, weights = pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1])
+        model, trained_now = load_model(path), False
     else:
-        model, weights = fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
-    compile_model(model, learning_rate)
-    model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, verbose=2)
-    save_model(model, path)
-    path.with_suffix(".weights.txt").write_text(weights)
-    exp.base_info.update(trained_now=True, weights=weights)
+        tf.keras.utils.set_random_seed(exp.seed)
+        if exp.is_pets:
+            model, weights = pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1])
+        else:
+            model, weights = fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
+        compile_model(model, learning_rate)
+        stop = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
+        fitted = model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=[stop], verbose=2)
+        write_json(history_path, {k: [float(v) for v in values] for k, values in fitted.history.items()})
+        path.with_suffix(".weights.txt").write_text(weights)
+        save_model(model, path)  # last: the model file marks a finished base
+        trained_now = True
+    history = read_json(history_path) if history_path.is_file() else {}
+    best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
+    exp.base_info = {"path": str(path), "epochs": best, "max_epochs": epochs, "patience": patience,
+                     "learning_rate": learning_rate, "train_samples": len(exp.x_train), "trained_now": trained_now,
+                     "weights": _weights_note(path), "history": history}
     return model
 
 

@@ -166,7 +166,7 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
     assert files_state(kept) == before  # base not retrained, not re-pruned, not re-fine-tuned
     record = json.loads((results / "structured-0.5.json").read_text())
     assert record["stages"]["fine-tuned"] == json.loads(checkpoints.read_text())["measured"]["fine-tuned"]
-    assert json.loads(checkpoints.read_text())["done"] == ["base", "pruned", "fine-tuned", "exported"]
+    assert json.loads(checkpoints.read_text())["done"] == ["base", "pruned", "fine-tuned", "control", "exported"]
 
 
 @pytest.mark.notebook
@@ -174,7 +174,7 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    (models / "fashion-mnist-base-28x28-n270-e1-lr0.001-s42.keras").write_bytes(b"this is not a model")
+    (models / "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras").write_bytes(b"this is not a model")
     results = tmp_path / "results"
     results.mkdir()
     (results / "keep.json").write_text("{}")
@@ -182,7 +182,7 @@ def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1
     line = [e for e in err.splitlines() if e.startswith("error:")]
-    assert len(line) == 1 and "fashion-mnist-base-28x28-n270-e1-lr0.001-s42.keras cannot be loaded" in line[0]
+    assert len(line) == 1 and "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras cannot be loaded" in line[0]
     assert (results / "keep.json").read_text() == "{}"
     assert (results / "notebooks" / "01_clustering.running.ipynb").is_file()
 
