@@ -39,7 +39,8 @@ def _run(args: argparse.Namespace) -> int:
     kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
     try:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
-                   args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path)
+                   args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path,
+                   args.seeds)
     except pm.PapermillExecutionError as err:
         print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; {kept})", file=sys.stderr)
         return 1
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
+    run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                     help="run the lab once per seed (base and every variant); the summary reports mean ± std "
+                          "and each seed (default: 42)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="set a notebook parameter, e.g. -p train_samples=600 -p base_epochs=1")
     run.set_defaults(func=_run)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit import compress
+from labkit import compress, seeds
 from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant, load_record
@@ -57,14 +57,17 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
             train_samples: int | None = None, test_fraction: float = 1.0, image_size: int = 128,
             batch_size: int = 64, seed: int = 42, results_dir: str | Path = "results",
             models_dir: str | Path = "models", validation_fraction: float = 0.1) -> Experiment:
-    """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders."""
+    """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders.
+
+    Records go to the seed's own folder under results_dir (`seed-<seed>/`), so runs with other seeds sit beside it.
+    """
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
     data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
     x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train,
                                                             validation_fraction, seed)
-    results_dir, models_dir = Path(results_dir), Path(models_dir)
+    results_dir, models_dir = seeds.folder(results_dir, seed), Path(models_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
     return Experiment(data, x_train, y_train, x_val, y_val, preprocess(data.x_test), data.y_test,

@@ -18,10 +18,12 @@ def tested(records: list[Record]) -> dict[str, dict[str, Any]]:
 
     Only "better" or "worse" when the corrected test and the paired interval agree; else no measurable difference.
     """
-    compared = [r for r in records if r.get("vs_control")]
+    compared = [r for r in records if r.get("vs_control") and "verdict" not in r["vs_control"]]
     adjusted = stats.holm([r["vs_control"]["p_value"] for r in compared])
-    return {r["name"]: {**r["vs_control"], "p_holm": p, "verdict": stats.verdict(r["vs_control"], p)}
-            for r, p in zip(compared, adjusted, strict=True)}
+    tests = {r["name"]: {**r["vs_control"], "p_holm": p, "verdict": stats.verdict(r["vs_control"], p)}
+             for r, p in zip(compared, adjusted, strict=True)}
+    # Records combined over seeds carry their verdict already: each seed was corrected within its own run.
+    return {**tests, **{r["name"]: r["vs_control"] for r in records if "verdict" in (r.get("vs_control") or {})}}
 
 
 def accuracy_interval(record: Record) -> tuple[float, float]:

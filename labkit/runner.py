@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 from labkit.lock import hold_folder
+from labkit.seeds import folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -26,6 +27,7 @@ CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
 COMBINED = [0.5, 16]
 STRUCTURED = [0.5]
+SEED = 42  # the notebooks' default seed
 NAMED_TASKS = {
     "all": "every task below, then the summary",
     "clustered-all": "clustered-<k>-fp32 for k in " + ", ".join(map(str, CLUSTERS)),
@@ -121,45 +123,67 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:
+    """The seeds to run: `seeds` (the --seeds option), else `-p seeds=[...]`, else `-p seed=N`, else the default."""
+    given, seed = params.pop("seeds", None), params.pop("seed", SEED)
+    chosen = seeds or given or [seed]
+    chosen = chosen if isinstance(chosen, (list, tuple)) else [chosen]
+    if not all(isinstance(s, int) and s >= 0 for s in chosen) or len(set(chosen)) < len(chosen):
+        raise LabkitError(f"seeds {chosen!r} must be distinct whole numbers >= 0: use e.g. --seeds 42 43 44")
+    return list(chosen)
+
+
 @dataclass
 class Job:
-    """One notebook execution: which notebook, its parameters, and the variants it must produce."""
+    """One notebook execution: which notebook, its parameters, the variants it must produce and the folder that
+    holds them (one seed's folder, or the results folder for the summary)."""
 
     notebook: str
     parameters: dict[str, Any]
     variants: list[str]
+    folder: Path
 
 
-def jobs_for(plan: Plan, common: dict[str, Any]) -> list[Job]:
-    """The notebook executions a plan needs, in the lab's order."""
-    jobs = []
-    if names := plan.clustering_names():
-        jobs.append(Job("01_clustering", {**common, "clusters": plan.clusters or [16],
-                                          "quantize_int8": plan.quantize_int8}, names))
-    if names := plan.pruning_names():
-        jobs.append(Job("02_pruning", {**common, "sparsities": plan.sparsities or [plan.combined[0]],
-                                       "combined": plan.combined}, names))
-    for s in plan.structured:
-        jobs.append(Job("03_structured_pruning", {**common, "sparsity": s}, [f"structured-{s:g}"]))
+def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
+    """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary."""
+    jobs, results_dir = [], Path(common["results_dir"])
+    for seed in seeds:
+        where, each = folder(results_dir, seed), {**common, "seed": seed}
+        if names := plan.clustering_names():
+            jobs.append(Job("01_clustering", {**each, "clusters": plan.clusters or [16],
+                                              "quantize_int8": plan.quantize_int8}, names, where))
+        if names := plan.pruning_names():
+            jobs.append(Job("02_pruning", {**each, "sparsities": plan.sparsities or [plan.combined[0]],
+                                           "combined": plan.combined}, names, where))
+        for s in plan.structured:
+            jobs.append(Job("03_structured_pruning", {**each, "sparsity": s}, [f"structured-{s:g}"], where))
     if plan.summary:
-        jobs.append(Job("04_summary", dict(common), []))
+        jobs.append(Job("04_summary", dict(common), [], results_dir))
     return jobs
+
+
+def reported(results_dir: Path) -> list[Path]:
+    """The executed notebooks that become HTML reports: the summary's, and those of the first seed (the other
+    seeds' notebooks run the same code and stay in their folders)."""
+    from labkit.seeds import seeds_in
+
+    folders = [results_dir] + [folder(results_dir, seed) for seed in seeds_in(results_dir)[:1]]
+    found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
+    return sorted((p for p in found if not p.stem.endswith(".running")), key=lambda p: p.name)
 
 
 def report_names(results_dir: Path, jobs: list[Job]) -> list[str]:
     """The HTML reports the run leaves beside the summary: one per executed notebook."""
-    stems = {p.stem for p in (results_dir / "notebooks").glob("0*.ipynb")} | {job.notebook for job in jobs}
-    return [f"{stem}.html" for stem in sorted(stems) if not stem.endswith(".running")]
+    stems = {p.stem for p in reported(results_dir)} | {job.notebook for job in jobs}
+    return [f"{stem}.html" for stem in sorted(stems)]
 
 
 def export_reports(results_dir: Path, summary_dir: Path, log) -> list[Path]:
-    """Export every executed notebook of the results folder to a self-contained HTML file in summary_dir."""
+    """Export the reported notebooks to self-contained HTML files in summary_dir."""
     from labkit.html import export_html
 
     written = []
-    for notebook in sorted((results_dir / "notebooks").glob("0*.ipynb")):
-        if notebook.stem.endswith(".running"):
-            continue
+    for notebook in reported(results_dir):
         written.append(export_html(notebook, summary_dir / f"{notebook.stem}.html"))
         log(f"report {written[-1]}")
     return written
@@ -180,17 +204,17 @@ def check_params(params: dict[str, Any], jobs: list[Job]) -> None:
                           f"{', '.join(sorted(known))}")
 
 
-def execute(job: Job, results_dir: Path, force: bool, log) -> Path | None:
-    """Run one notebook with papermill into results_dir/notebooks, unless all its variants are done."""
+def execute(job: Job, force: bool, log) -> Path | None:
+    """Run one notebook with papermill into its folder's notebooks/, unless all its variants are done."""
     import papermill as pm
 
     from labkit.evaluate import record_path
 
     source = NOTEBOOKS / f"{job.notebook}.ipynb"
-    output = results_dir / "notebooks" / source.name
-    done = [v for v in job.variants if record_path(results_dir, v).is_file()]
+    output = job.folder / "notebooks" / source.name
+    done = [v for v in job.variants if record_path(job.folder, v).is_file()]
     if job.variants and len(done) == len(job.variants) and output.is_file() and not force:
-        log(f"skip {job.notebook}: {', '.join(done)} already done (use --force to redo)")
+        log(f"skip {job.notebook} ({job.folder.name}): {', '.join(done)} already done (use --force to redo)")
         return None
     known = notebook_parameters(job.notebook)
     parameters = {k: v for k, v in job.parameters.items() if k in known}
@@ -208,22 +232,26 @@ def execute(job: Job, results_dir: Path, force: bool, log) -> Path | None:
 def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | None = None,
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
-        log=tqdm.write) -> list[Path]:
-    """Execute the notebooks the tasks need; return the executed notebooks. Validates everything first.
+        seeds: list[int] | None = None, log=tqdm.write) -> list[Path]:
+    """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
+    first.
 
-    With the summary task, the lab summary and an HTML report of every executed notebook go to summary_path.
+    Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab summary (over all seeds) and
+    HTML reports of the executed notebooks (the first seed's) go to summary_path.
     """
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
     results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
     summary_dir = Path(summary_path or SUMMARY).resolve()
+    params = dict(params or {})
+    seeds = seeds_of(params, seeds)
     common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": str(results_dir),
               "summary_dir": str(summary_dir), "models_dir": str(ROOT / "models"), "force": force,
-              **(params or {})}
-    jobs = jobs_for(plan, common)
-    check_params(params or {}, jobs)
+              **params}
+    jobs = jobs_for(plan, common, seeds)
+    check_params(params, jobs)
     with hold_folder(results_dir):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
@@ -234,33 +262,36 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
         for i, job in enumerate(jobs, 1):
             elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
             todo = ", ".join(job.variants) or "all records"
-            log(f"[{i}/{len(jobs)}] {job.notebook}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
-            if out := execute(job, results_dir, force, log):
+            where = f", {job.folder.name}" if job.folder != results_dir else ""
+            log(f"[{i}/{len(jobs)}] {job.notebook}{where}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
+            if out := execute(job, force, log):
                 outputs.append(out)
         if plan.summary:
             export_reports(results_dir, summary_dir, log)
     log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
-    log(produced(results_dir, summary_dir if plan.summary else None, plan.variant_names()))
+    log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
 
 
 def remove_partial_files(results_dir: Path) -> int:
     """Delete the temporary files of interrupted atomic writes; no finished file ends in .part."""
-    stale = [p for pattern in ("*.part", "*.part.*") for p in results_dir.glob(pattern)] if results_dir.is_dir() else []
+    stale = [p for pattern in ("*.part", "*.part.*") for p in results_dir.rglob(pattern)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
 
 
-def produced(results_dir: Path, summary_dir: Path | None, variants: list[str]) -> str:
-    """The closing table of a run: each variant's record and files, the reports, the summary."""
+def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, variants: list[str]) -> str:
+    """The closing table of a run: each seed's variants with their record and files, the reports, the summary."""
     from labkit.evaluate import record_path
 
     lines = [f"results in {results_dir}:"]
-    for name in variants:
-        path = record_path(results_dir, name)
-        state = f"{len(list(results_dir.glob(name + '*')))} files" if path.is_file() else "not produced"
-        lines.append(f"  {name:34s} {state}")
+    for seed in seeds:
+        where = folder(results_dir, seed)
+        for name in variants:
+            path = record_path(where, name)
+            state = f"{len(list(where.glob(name + '*')))} files" if path.is_file() else "not produced"
+            lines.append(f"  {where.name}/{name:34s} {state}")
     if summary_dir:
         lines.append(f"summary and HTML reports in {summary_dir}:")
         lines += [f"  {p.name:34s} {p.stat().st_size / 1024:8.0f} KB" for p in sorted(summary_dir.glob("*.*"))]

@@ -94,3 +94,25 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds (0 for a single seed)."""
     x = np.asarray(values, float)
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
+
+
+def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean over seeds with a Student-t interval: what another seed's run would average to (a point for one seed)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, float)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, mean, mean
+    half = float(t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def across_seeds(verdicts: list[str], low_pp: float, high_pp: float) -> str:
+    """The verdict of a comparison repeated over seeds: a direction only when every seed's corrected test finds it
+    and the t-interval of the mean difference over the seeds lies on that side of zero."""
+    if all(v == "better" for v in verdicts) and low_pp > 0:
+        return "better"
+    if all(v == "worse" for v in verdicts) and high_pp < 0:
+        return "worse"
+    return "no measurable difference"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import report, stats, tflite
+from labkit import report, seeds, stats, tflite
 from labkit.files import atomic_write_text
 
 Record = dict[str, Any]
@@ -192,11 +192,13 @@ def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> str:
     if not candidates:
         return "No variant on the front was tested against a matched-budget control."
     r, t = candidates[0], tests[candidates[0]["name"]]
-    seeds = r["params"].get("seeds", 1)
+    n = seeds.count(r)
+    spread = f" ± {t['delta_std_pp']:.2f} std over seeds" if n > 1 else ""
+    test = "largest Holm-corrected McNemar p of the seeds" if n > 1 else "Holm-corrected McNemar p"
     return (f"Evidence: {r['name']} is {r['size']['times_smaller']:.1f}× smaller zipped than the base at "
-            f"{t['delta_pp']:+.2f} pp against {t['control']} (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, "
-            f"Holm-corrected McNemar p = {t['p_holm']:.3g}, {r['test_samples']} "
-            f"test images, {seeds} seed{'s' if seeds != 1 else ''}): {t['verdict']}.")
+            f"{t['delta_pp']:+.2f} pp{spread} against {t['control']} "
+            f"(95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, {test} = {t['p_holm']:.3g}, "
+            f"{r['test_samples']} test images, {n} seed{'s' if n != 1 else ''}): {t['verdict']}.")
 
 
 def answers(records: list[Record]) -> dict[str, str]:
@@ -254,7 +256,10 @@ def with_interleaved_latency(records: list[Record], results_dir: Path) -> list[R
 
 def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, models_dir: Path,
                   reports: list[str]) -> Path:
-    """Write summary_dir/README.md in the course's shape, with its pictures copied beside it."""
+    """Write summary_dir/README.md in the course's shape, with its pictures copied beside it.
+
+    results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's).
+    """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
     images = summary_dir / "images"
     parts = ["# Lab summary: pruning and clustering", "",
@@ -268,14 +273,21 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
                   f"{info.get('epochs')} of at most {info.get('max_epochs')}; test set of {base['test_samples']} "
                   "images. Every compressed variant is compared with a control: the base fine-tuned exactly as long, "
                   "without compression.", ""]
+        if (n := seeds.count(base)) > 1:
+            parts += [f"Seeds: {n} ({', '.join(map(str, base['by_seed']['seeds']))}); each seed trained its own "
+                      "base, control and variants. Numbers are means over the seeds; a verdict names a direction "
+                      f"only when every seed's corrected test finds it. Pictures and models shown: seed "
+                      f"{base['by_seed']['seeds'][0]}.", ""]
     if torch_base := named.get("torch-base-fp32"):
         info = torch_base["params"]
-        parts += [f"PyTorch base trained on {info.get('train_samples')} images for {info.get('epochs')} epoch(s).",
-                  ""]
+        parts += [f"PyTorch base trained on {info.get('train_samples')} images (batch {info.get('batch_size')}); "
+                  f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}.", ""]
     if durations := notebook_durations(results_dir / "notebooks"):
         parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
     for question, answer in answers(records).items():
         parts += [f"## {question}", "", answer, ""]
+    if not (per_seed := seeds.table(records)).empty:
+        parts += ["## Seed by seed", "", per_seed.to_markdown(floatfmt=".4f"), ""]
     parts += ["## Methods at a glance", "", method_table(records).to_markdown(), "",
               "## Metrics of every variant", "", report.variants_table(records).to_markdown(floatfmt=".4f"), "",
               "## ZIP deflation", "", report.deflation_table(records).to_markdown(floatfmt=".2f"), ""]

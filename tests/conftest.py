@@ -97,4 +97,5 @@ def tiny_lab(tmp_path_factory) -> dict:
     outputs = runner.run(["all"], results_path=str(tmp / "results"), summary_path=str(tmp / "summary"),
                          test_dataset_fraction=0.05, params={**TINY_LAB, "models_dir": str(tmp / "models")},
                          log=log.append)
-    return {"results": tmp / "results", "summary": tmp / "summary", "outputs": outputs, "log": log, "tmp": tmp}
+    return {"root": tmp / "results", "results": tmp / "results" / "seed-42", "summary": tmp / "summary",
+            "outputs": outputs, "log": log, "tmp": tmp}

@@ -99,8 +99,8 @@ def test_compression_shrinks_the_zip(fashion_run):
     assert records["quantized-int8"]["size"]["raw_bytes"] < records["base-fp32"]["size"]["raw_bytes"] / 3
 
 
-def test_rerun_skips_finished_notebooks(fashion_run, tmp_path):
-    results = fashion_run[0]
+def test_rerun_skips_finished_notebooks(tiny_lab, tmp_path):
+    results = tiny_lab["root"]
     log: list[str] = []
     tasks = ["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32", "structured-0.5"]
     outputs = runner.run(tasks, results_path=str(results), test_dataset_fraction=0.05,
@@ -115,13 +115,13 @@ def test_pets_clustering_at_tiny_scale(tmp_path):
                results_path=str(tmp_path / "results"), test_dataset_fraction=0.2,
                params={"train_samples": 60, "base_epochs": 1, "image_size": 32, "batch_size": 16,
                        "models_dir": str(tmp_path / "models")}, log=lambda _: None)
-    records = {r["name"]: r for r in load_records(tmp_path / "results")}
+    records = {r["name"]: r for r in load_records(tmp_path / "results" / "seed-42")}
     assert set(records) == {"base-fp32", "control-1-epochs-fp32", "clustered-4-fp32"}
     kernels = records["clustered-4-fp32"]["kernels"]
     assert sum(name.startswith("dense") for name in kernels) == 4  # the head, plus the late 1x1 convolutions
     assert all(stat["unique_values"] <= 4 for stat in kernels.values())
     assert records["base-fp32"]["params"]["weights"] in {"imagenet", "none"}
-    assert np.isclose(sum(1 for _ in (tmp_path / "results").glob("*-confusion-matrix.png")), 3)
+    assert np.isclose(sum(1 for _ in (tmp_path / "results" / "seed-42").glob("*-confusion-matrix.png")), 3)
 
 
 def test_head_filter_picks_dense_and_late_convs():
@@ -134,3 +134,20 @@ def test_head_filter_picks_dense_and_late_convs():
              [("Dense", "dense"), ("Conv2D", "Conv_1"), ("Conv2D", "block_16_project"), ("Conv2D", "block_1_expand"),
               ("DepthwiseConv2D", "block_16_depthwise")]]
     assert picks == [True, True, True, False, False]
+
+
+def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(tmp_path):
+    log: list[str] = []
+    runner.run(["clustered-2-fp32", "summary"], results_path=str(tmp_path / "results"),
+               summary_path=str(tmp_path / "summary"), test_dataset_fraction=0.05, seeds=[1, 2],
+               params={"train_samples": 300, "base_epochs": 1, "models_dir": str(tmp_path / "models")},
+               log=log.append)
+    for seed in (1, 2):
+        records = {r["name"] for r in load_records(tmp_path / "results" / f"seed-{seed}")}
+        assert records == {"base-fp32", "control-1-epochs-fp32", "clustered-2-fp32"}
+        assert len(list((tmp_path / "models").glob(f"fashion-mnist-base-*-s{seed}.keras"))) == 1
+    readme = (tmp_path / "summary" / "README.md").read_text()
+    assert "Seeds: 2 (1, 2)" in readme and "## Seed by seed" in readme
+    assert "Δ vs control, seed 2 (pp)" in readme and "2 seeds)" in readme  # the dominance evidence counts them
+    assert sorted(p.name for p in (tmp_path / "summary").glob("*.html")) == ["01_clustering.html", "04_summary.html"]
+    assert any("01_clustering, seed-2" in line for line in log)

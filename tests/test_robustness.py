@@ -84,9 +84,10 @@ STOPS = {  # how the run is stopped -> (signal, whom, exit code of the runner, i
 def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path, stop):
     sig, whom, code, said = STOPS[stop]
     results, models = tmp_path / "results", tmp_path / "models"
+    seed = results / "seed-42"  # the default seed's folder
     tasks = ["clustered-2-fp32", "clustered-4-fp32"]
     proc = labkit_run(tasks, results, models)
-    wait_for(lambda: list(results.glob("clustered-*.json")), proc, "finished variant")
+    wait_for(lambda: list(seed.glob("clustered-*.json")), proc, "finished variant")
     kernels = children(proc.pid)
     assert kernels, "the run has no kernel"
     os.kill(kernels[0] if whom == "kernel" else proc.pid, sig)
@@ -94,7 +95,7 @@ def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path, stop):
     assert proc.returncode == code, err
     if said:
         assert said in one_line(err, said.split(":")[0] + ":")
-    finished = files_state(results.glob("*.json"))
+    finished = files_state(seed.glob("*.json"))
     assert {"base-fp32.json", "clustered-4-fp32.json"} <= set(finished)  # the demo variant is done first
 
     rerun = labkit_run(tasks, results, models)  # at once: it must wait for a kernel that is still ending
@@ -104,13 +105,13 @@ def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path, stop):
         time.sleep(0.1)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
-    after = files_state(results.glob("*.json"))
+    after = files_state(seed.glob("*.json"))
     assert {f"{t}.json" for t in tasks} <= set(after)
     assert {name: after[name] for name in finished} == finished  # kept, not redone
-    assert not list(results.glob("*.part")) and not list(results.glob("*.part.*"))
+    assert not list(seed.glob("*.part")) and not list(seed.glob("*.part.*"))
     for task in tasks:
-        tflite.load(results / f"{task}.tflite")
-        assert (results / f"{task}-confusion-matrix.png").stat().st_size > 0
+        tflite.load(seed / f"{task}.tflite")
+        assert (seed / f"{task}-confusion-matrix.png").stat().st_size > 0
 
 
 def base_training_started(notebook: Path) -> bool:
@@ -127,8 +128,9 @@ def base_training_started(notebook: Path) -> bool:
 @needs_fashion
 def test_kill_during_base_training_leaves_no_half_written_model(tmp_path):
     results, models = tmp_path / "results", tmp_path / "models"
+    seed = results / "seed-42"  # the default seed's folder
     proc = labkit_run(["clustered-2-fp32"], results, models)
-    wait_for(lambda: base_training_started(results / "notebooks" / "01_clustering.running.ipynb"), proc,
+    wait_for(lambda: base_training_started(seed / "notebooks" / "01_clustering.running.ipynb"), proc,
              "base model training")
     kernels = children(proc.pid)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -149,22 +151,23 @@ def test_kill_during_base_training_leaves_no_half_written_model(tmp_path):
 @needs_fashion
 def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_path):
     results, models = tmp_path / "results", tmp_path / "models"
+    seed = results / "seed-42"  # the default seed's folder
     proc = labkit_run(["structured-0.5"], results, models, TINY_STRUCTURED)
-    checkpoints = results / "structured-0.5-checkpoints.json"
+    checkpoints = seed / "structured-0.5-checkpoints.json"
     wait_for(lambda: checkpoints.is_file() and "fine-tuned" in json.loads(checkpoints.read_text())["done"], proc,
              "fine-tuned checkpoint")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    kept = [*models.glob("fashion-classifier-*.pt"), *(results / f"structured-0.5-{stage}.pt"
+    kept = [*models.glob("fashion-classifier-*.pt"), *(seed / f"structured-0.5-{stage}.pt"
                                                         for stage in ("pruned", "fine-tuned")),
-            results / "structured-0.5-compress.log"]
+            seed / "structured-0.5-compress.log"]
     before = files_state(kept)
 
     rerun = labkit_run(["structured-0.5"], results, models, TINY_STRUCTURED)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     assert files_state(kept) == before  # base not retrained, not re-pruned, not re-fine-tuned
-    record = json.loads((results / "structured-0.5.json").read_text())
+    record = json.loads((seed / "structured-0.5.json").read_text())
     assert record["stages"]["fine-tuned"] == json.loads(checkpoints.read_text())["measured"]["fine-tuned"]
     assert json.loads(checkpoints.read_text())["done"] == ["base", "pruned", "fine-tuned", "control", "exported"]
 
@@ -176,15 +179,16 @@ def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models.mkdir()
     (models / "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras").write_bytes(b"this is not a model")
     results = tmp_path / "results"
-    results.mkdir()
-    (results / "keep.json").write_text("{}")
+    seed = results / "seed-42"
+    seed.mkdir(parents=True)
+    (seed / "keep.json").write_text("{}")
     proc = labkit_run(["clustered-2-fp32"], results, models)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1
     line = [e for e in err.splitlines() if e.startswith("error:")]
     assert len(line) == 1 and "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras cannot be loaded" in line[0]
-    assert (results / "keep.json").read_text() == "{}"
-    assert (results / "notebooks" / "01_clustering.running.ipynb").is_file()
+    assert (seed / "keep.json").read_text() == "{}"
+    assert (seed / "notebooks" / "01_clustering.running.ipynb").is_file()
 
 
 def test_damaged_keras_file_is_a_labkit_error(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from labkit import LabkitError
 from labkit.cli import main
-from labkit.runner import jobs_for, parse_params, plan_tasks
+from labkit.runner import jobs_for, parse_params, plan_tasks, seeds_of
 
 
 def test_all_expands_to_every_course_variant():
@@ -13,14 +13,36 @@ def test_all_expands_to_every_course_variant():
     for name in ("clustered-2-fp32", "clustered-32-fp32", "pruned-0.2-fp32", "pruned-0.5-fp32", "quantized-int8",
                  "pruned-0.5-clustered-16-fp32", "structured-0.5"):
         assert name in names
-    assert [job.notebook for job in jobs_for(plan, {})] == [
+    assert [job.notebook for job in jobs_for(plan, {"results_dir": "r"}, [42])] == [
         "01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
+
+
+def test_each_seed_runs_the_lab_in_its_own_folder_then_one_summary():
+    jobs = jobs_for(plan_tasks(["clustered-2-fp32", "structured-0.5", "summary"]), {"results_dir": "r"}, [7, 8])
+    assert [(job.notebook, job.folder.name, job.parameters.get("seed")) for job in jobs] == [
+        ("01_clustering", "seed-7", 7), ("03_structured_pruning", "seed-7", 7),
+        ("01_clustering", "seed-8", 8), ("03_structured_pruning", "seed-8", 8), ("04_summary", "r", None)]
+
+
+@pytest.mark.parametrize("params, option, expected", [
+    ({}, None, [42]), ({"seed": 7}, None, [7]), ({"seeds": [1, 2, 3]}, None, [1, 2, 3]),
+    ({"seeds": 5}, None, [5]), ({"seeds": [1, 2]}, [3, 4], [3, 4]),
+])
+def test_seeds_come_from_the_option_or_the_parameters(params, option, expected):
+    assert seeds_of(params, option) == expected
+    assert "seed" not in params and "seeds" not in params  # each job gets its own seed
+
+
+@pytest.mark.parametrize("seeds", [[1, 1], [-1], ["a"], 0.5])
+def test_bad_seeds_are_one_line_errors(seeds):
+    with pytest.raises(LabkitError, match="distinct whole numbers"):
+        seeds_of({"seeds": seeds}, None)
 
 
 def test_single_tasks_and_comma_lists():
     plan = plan_tasks(["clustered-16-fp32,pruned-0.4-fp32", "clustered-16-fp32"])
     assert plan.clusters == [16] and plan.sparsities == [0.4] and not plan.summary
-    job = jobs_for(plan, {"seed": 1})[0]
+    job = jobs_for(plan, {"results_dir": "r"}, [1])[0]
     assert job.parameters["clusters"] == [16] and job.parameters["seed"] == 1 and job.variants == ["clustered-16-fp32"]
 
 
@@ -47,6 +69,7 @@ def test_params_are_literals_or_strings():
     (["run", "--tasks", "clustered-0-fp32"], "cluster count 0"),
     (["run", "--test-dataset-fraction", "1.5"], "outside (0, 1]"),
     (["run", "--tasks", "pruned-all", "-p", "train_sample=3"], "unknown parameter train_sample"),
+    (["run", "--seeds", "3", "3"], "distinct whole numbers"),
 ])
 def test_cli_rejects_bad_input_before_running(argv, message, capsys):
     assert main(argv) == 2

@@ -1,0 +1,130 @@
+"""Seeds: the lab run once per seed, each seed in its own folder, and the records combined over the seeds.
+
+Each seed trains its own base and every variant from it, so the spread over seeds is the spread a user would see
+by running the lab again. One seed's folder is `<results>/seed-<seed>/`; the summary reads them all.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labkit import report, stats
+from labkit.evaluate import load_records
+
+Record = dict[str, Any]
+
+
+def folder(results_dir: str | Path, seed: int) -> Path:
+    """Where one seed's records, models and executed notebooks go."""
+    return Path(results_dir) / f"seed-{seed}"
+
+
+def seeds_in(results_dir: str | Path) -> list[int]:
+    """The seeds with a folder under results_dir, in order."""
+    found = (re.fullmatch(r"seed-(\d+)", p.name) for p in Path(results_dir).glob("seed-*") if p.is_dir())
+    return sorted(int(m[1]) for m in found if m)
+
+
+def load_runs(results_dir: str | Path) -> dict[int, list[Record]]:
+    """Every seed's records, by seed (seeds without records left out)."""
+    runs = {seed: load_records(folder(results_dir, seed)) for seed in seeds_in(results_dir)}
+    return {seed: records for seed, records in runs.items() if records}
+
+
+def count(record: Record) -> int:
+    """How many seeds a (combined) record stands for."""
+    return len(record.get("by_seed", {}).get("seeds", [])) or 1
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values))
+
+
+def _numbers(group: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean over seeds of every number the dicts share (metrics, sizes)."""
+    keys = [k for k, v in group[0].items() if isinstance(v, (int, float)) and all(k in d for d in group)]
+    return {k: _mean([d[k] for d in group]) for k in keys}
+
+
+def combine(runs: dict[int, list[Record]]) -> list[Record]:
+    """One record per variant recorded under every seed: metrics and sizes averaged over the seeds, the accuracy
+    interval the envelope of the seeds' intervals, and the comparison with the control repeated per seed.
+
+    The combined Δ against the control is the mean over seeds with a t-interval; its verdict names a direction
+    only when every seed's Holm-corrected test finds it and that interval agrees. With one seed the records are
+    returned as they are. `by_seed` keeps each seed's accuracy, Δ and verdict.
+    """
+    seeds = sorted(runs)
+    if len(seeds) < 2:
+        return [record for seed in seeds for record in runs[seed]]
+    named = {seed: {r["name"]: r for r in runs[seed]} for seed in seeds}
+    tests = {seed: report.tested(runs[seed]) for seed in seeds}
+    combined = []
+    for first in runs[seeds[0]]:
+        name = first["name"]
+        if not all(name in named[seed] for seed in seeds):
+            continue
+        group = [named[seed][name] for seed in seeds]
+        accuracy = [r["metrics"]["accuracy"] for r in group]
+        intervals = [report.accuracy_interval(r) for r in group]
+        record = {**first, "metrics": _numbers([r["metrics"] for r in group]),
+                  "size": _numbers([r["size"] for r in group]),
+                  "accuracy_interval": (min(i[0] for i in intervals), max(i[1] for i in intervals)),
+                  "accuracy_change_pp": _mean([r["accuracy_change_pp"] for r in group]),
+                  "by_seed": {"seeds": seeds, "accuracy": accuracy, "accuracy_std": stats.mean_std(accuracy)[1]}}
+        if before := [r["accuracy_before_fine_tuning"] for r in group if r.get("accuracy_before_fine_tuning")]:
+            record["accuracy_before_fine_tuning"] = _mean(before)
+        if all(name in tests[seed] for seed in seeds):
+            record["vs_control"] = _across([tests[seed][name] for seed in seeds])
+            record["by_seed"].update(delta_pp=[t["delta_pp"] for t in record["vs_control"]["per_seed"]],
+                                     verdicts=[t["verdict"] for t in record["vs_control"]["per_seed"]])
+        combined.append(record)
+    return combined
+
+
+def _across(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """A variant's comparison with its control over the seeds: the mean Δ, its t-interval, the weakest corrected
+    p-value and the verdict across seeds (already final: `report.tested` takes it as it is)."""
+    deltas = [t["delta_pp"] for t in per_seed]
+    mean, low, high = stats.mean_interval(deltas)
+    return {"control": per_seed[0]["control"], "delta_pp": mean, "low_pp": low, "high_pp": high,
+            "delta_std_pp": stats.mean_std(deltas)[1], "p_holm": max(t["p_holm"] for t in per_seed),
+            "p_value": max(t["p_value"] for t in per_seed),
+            "verdict": stats.across_seeds([t["verdict"] for t in per_seed], low, high), "per_seed": per_seed}
+
+
+def table(records: list[Record]) -> pd.DataFrame:
+    """Per variant and seed: the accuracy and the Δ against the control with that seed's verdict, then the mean ±
+    std over the seeds and the verdict across them. Empty for a single seed."""
+    rows = []
+    for r in (r for r in records if "by_seed" in r):
+        by = r["by_seed"]
+        row = {"variant": r["name"]}
+        row.update({f"accuracy, seed {s}": a for s, a in zip(by["seeds"], by["accuracy"], strict=True)})
+        row["accuracy mean ± std"] = f"{r['metrics']['accuracy']:.4f} ± {by['accuracy_std']:.4f}"
+        if "delta_pp" in by:
+            row.update({f"Δ vs control, seed {s} (pp)": f"{d:+.2f} {_short(v)}"
+                        for s, d, v in zip(by["seeds"], by["delta_pp"], by["verdicts"], strict=True)})
+            row["Δ mean ± std (pp)"] = f"{r['vs_control']['delta_pp']:+.2f} ± {r['vs_control']['delta_std_pp']:.2f}"
+            row["verdict over seeds"] = r["vs_control"]["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant") if rows else pd.DataFrame()
+
+
+def _short(verdict: str) -> str:
+    return {"better": "(better)", "worse": "(worse)"}.get(verdict, "(n.s.)")
+
+
+def load(results_dir: str | Path) -> list[Record]:
+    """The records of every seed under results_dir, combined (see `combine`); a one-line error when there are none."""
+    from labkit.errors import LabkitError
+
+    if not (runs := load_runs(results_dir)):
+        raise LabkitError(f"no variant records under {results_dir}/seed-*: run `python -m labkit run --tasks all` "
+                          "first")
+    return combine(runs)

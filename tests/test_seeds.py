@@ -1,0 +1,87 @@
+"""Runs over several seeds combine into one record per variant, with verdicts only where every seed agrees."""
+
+import json
+
+import pytest
+
+from labkit import LabkitError, report, seeds, stats
+
+
+def record(name, accuracy, delta=None, p=1.0, half=0.2):
+    r = {"name": name, "method": "clustering" if name != "control" else "none", "params": {},
+         "metrics": {"accuracy": accuracy, "top_5": 0.99}, "accuracy_interval": [accuracy - 0.005, accuracy + 0.005],
+         "accuracy_change_pp": 0.0, "size": {"zipped_bytes": 100, "times_smaller": 9.0}, "test_samples": 10_000,
+         "latency": {"median_ms": 1.0, "iqr_ms": 0.0}, "files": []}
+    if delta is not None:
+        r["vs_control"] = {"control": "control", "delta_pp": delta, "low_pp": delta - half, "high_pp": delta + half,
+                           "p_value": p, "a_only": 1, "b_only": 1}
+    return r
+
+
+def runs(deltas, p=1e-6, half=0.2):
+    return {seed: [record("control", 0.90), record("clustered-2", 0.90 + d / 100, d, p, half)]
+            for seed, d in zip([1, 2, 3], deltas, strict=True)}
+
+
+def test_mean_interval_is_students_t():
+    mean, low, high = stats.mean_interval([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.3027
+    assert mean == 2.0 and high - mean == pytest.approx(4.3027 / 3 ** 0.5, abs=1e-4) and mean - low == high - mean
+    assert stats.mean_interval([0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_one_seed_is_returned_as_it_is():
+    one = {7: [record("control", 0.9)]}
+    assert seeds.combine(one) == one[7] and seeds.count(one[7][0]) == 1
+
+
+def test_combined_record_holds_means_spread_and_every_seed():
+    combined = {r["name"]: r for r in seeds.combine(runs([-1.0, -1.2, -0.8]))}
+    r = combined["clustered-2"]
+    assert r["metrics"]["accuracy"] == pytest.approx(0.89) and r["metrics"]["top_5"] == pytest.approx(0.99)
+    assert r["by_seed"]["seeds"] == [1, 2, 3] and r["by_seed"]["accuracy_std"] == pytest.approx(0.002)
+    assert r["accuracy_interval"] == (pytest.approx(0.883), pytest.approx(0.897))  # envelope of the seeds'
+    assert r["vs_control"]["delta_pp"] == pytest.approx(-1.0) and r["vs_control"]["delta_std_pp"] == pytest.approx(0.2)
+    assert r["vs_control"]["verdict"] == "worse" and r["by_seed"]["verdicts"] == ["worse"] * 3
+    assert report.tested(list(combined.values()))["clustered-2"]["verdict"] == "worse"  # not re-corrected
+    assert seeds.count(r) == 3
+
+
+@pytest.mark.parametrize("deltas, p, half", [
+    ([-1.0, -1.2, 0.1], 1e-6, 0.2),   # one seed disagrees
+    ([-1.0, -1.2, -0.8], 0.2, 0.2),   # no seed's test rejects
+    ([-3.0, -0.1, -0.1], 1e-6, 0.05),  # every seed alone says worse, but the spread over seeds reaches zero
+])
+def test_a_direction_needs_every_seed_and_the_seed_interval(deltas, p, half):
+    combined = {r["name"]: r for r in seeds.combine(runs(deltas, p, half))}
+    assert combined["clustered-2"]["vs_control"]["verdict"] == "no measurable difference"
+
+
+def test_identical_variants_over_seeds_are_never_different():
+    combined = {r["name"]: r for r in seeds.combine(runs([0.0, 0.0, 0.0], p=1.0))}
+    assert combined["clustered-2"]["vs_control"]["verdict"] == "no measurable difference"
+
+
+def test_a_variant_missing_in_one_seed_is_left_out():
+    runs_ = runs([-1.0, -1.0, -1.0])
+    runs_[2] = runs_[2][:1]
+    assert [r["name"] for r in seeds.combine(runs_)] == ["control"]
+
+
+def test_seed_folders_are_found_and_loaded(tmp_path):
+    for seed, records in runs([-1.0, -1.1, -0.9]).items():
+        folder = seeds.folder(tmp_path, seed)
+        folder.mkdir()
+        for r in records:
+            (folder / f"{r['name']}.json").write_text(json.dumps(r))
+    (tmp_path / "seed-x").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    assert seeds.seeds_in(tmp_path) == [1, 2, 3]
+    table = seeds.table(seeds.load(tmp_path))
+    assert list(table.index) == ["control", "clustered-2"]
+    assert table.loc["clustered-2", "Δ vs control, seed 2 (pp)"] == "-1.10 (worse)"
+    assert table.loc["clustered-2", "Δ mean ± std (pp)"] == "-1.00 ± 0.10"
+
+
+def test_no_records_is_one_line(tmp_path):
+    with pytest.raises(LabkitError, match="no variant records under .*seed-\\*: run `python -m labkit run"):
+        seeds.load(tmp_path)
