@@ -20,6 +20,27 @@ def test_classifier_shapes_and_logits():
     assert sum(p.numel() for p in model.parameters()) == 15_876_874
 
 
+def test_fit_stops_early_and_keeps_the_best_epoch(monkeypatch):
+    from labkit.data import torch_loader
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 64)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])  # validation accuracy per epoch: best at 2, then 2 without gain
+    weights = []
+
+    def fake_predict(net, loader):
+        weights.append(net[1].weight.detach().clone())
+        accuracy = next(scores)
+        return np.eye(2)[[0] * round(100 * accuracy) + [1] * round(100 * (1 - accuracy))], np.zeros(100, int)
+
+    monkeypatch.setattr(torch_models, "predict", fake_predict)
+    history = torch_models.fit(model, torch_loader(x, y, 16), None, 1e-2, epochs=10, patience=2)
+    assert history["val_accuracy"] == [0.5, 0.7, 0.6, 0.65] and len(history["loss"]) == 4
+    assert torch.equal(model[1].weight, weights[1])  # epoch 2's weights restored
+    assert 0 <= history["accuracy"][0] <= 1
+
+
 def test_state_of_another_architecture_is_one_clear_error(tmp_path):
     other = torch.nn.Sequential(torch.nn.Linear(3, 2))
     path = torch_models.save_state(other, tmp_path / "wrong.pt")
