@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 from labkit.lock import hold_folder
-from labkit.seeds import folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -38,7 +37,7 @@ NAMED_TASKS = {
     "pruned-<s>-clustered-<k>-fp32": "pruning then sparsity-preserving clustering",
     "structured-all": "structured-<s> for s in " + ", ".join(map(str, STRUCTURED)),
     "structured-<s>": "NNI APoZ structured pruning of the PyTorch CNN to sparsity s, ONNX and TFLite",
-    "summary": "the lab summary over every record in the results folder",
+    "summary": "the lab summary over the records of every seed in the results folder",
 }
 
 
@@ -146,6 +145,8 @@ class Job:
 
 def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
     """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary."""
+    from labkit.seeds import folder  # here, not at the top: it imports the plotting stack, the runner starts fast
+
     jobs, results_dir = [], Path(common["results_dir"])
     for seed in seeds:
         where, each = folder(results_dir, seed), {**common, "seed": seed}
@@ -165,7 +166,7 @@ def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
 def reported(results_dir: Path) -> list[Path]:
     """The executed notebooks that become HTML reports: the summary's, and those of the first seed (the other
     seeds' notebooks run the same code and stay in their folders)."""
-    from labkit.seeds import seeds_in
+    from labkit.seeds import folder, seeds_in
 
     folders = [results_dir] + [folder(results_dir, seed) for seed in seeds_in(results_dir)[:1]]
     found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
@@ -284,6 +285,7 @@ def remove_partial_files(results_dir: Path) -> int:
 def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, variants: list[str]) -> str:
     """The closing table of a run: each seed's variants with their record and files, the reports, the summary."""
     from labkit.evaluate import record_path
+    from labkit.seeds import folder
 
     lines = [f"results in {results_dir}:"]
     for seed in seeds:
