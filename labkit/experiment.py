@@ -55,7 +55,7 @@ class Experiment:
 
 def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, download_dataset: bool = False,
             train_samples: int | None = None, test_fraction: float = 1.0, image_size: int = 128,
-            batch_size: int = 128, seed: int = 42, results_dir: str | Path = "results",
+            batch_size: int = 64, seed: int = 42, results_dir: str | Path = "results",
             models_dir: str | Path = "models", validation_fraction: float = 0.1) -> Experiment:
     """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders.
 

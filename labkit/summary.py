@@ -186,12 +186,13 @@ def answer_dominance(records: list[Record]) -> str:
 
 
 def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> str:
-    """One sentence: the smallest tested front variant not measurably worse than its control, with its numbers."""
-    candidates = sorted((r for r in front if r["name"] in tests and tests[r["name"]]["verdict"] != "worse"),
-                        key=lambda r: r["size"]["zipped_bytes"])
-    if not candidates:
+    """One sentence: the smallest tested front variant not measurably worse than its control (else the smallest
+    tested one, worse as it is), with its numbers."""
+    tested_front = sorted((r for r in front if r["name"] in tests), key=lambda r: r["size"]["zipped_bytes"])
+    if not tested_front:
         return "No variant on the front was tested against a matched-budget control."
-    r, t = candidates[0], tests[candidates[0]["name"]]
+    r = next((r for r in tested_front if tests[r["name"]]["verdict"] != "worse"), tested_front[0])
+    t = tests[r["name"]]
     n = seeds.count(r)
     spread = f" ± {t['delta_std_pp']:.2f} std over seeds" if n > 1 else ""
     test = "largest Holm-corrected McNemar p of the seeds" if n > 1 else "Holm-corrected McNemar p"

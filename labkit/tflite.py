@@ -105,18 +105,24 @@ def batch1_call(interpreter: Interpreter, sample: np.ndarray | None = None):
     return interpreter.invoke
 
 
-def interleaved_latency(calls: dict, rounds: int = 15, runs: int = 40, warmup: int = 20) -> dict[str, dict]:
+def interleaved_latency(calls: dict, rounds: int = 15, runs: int = 40, warmup: int = 5, seed: int = 0
+                        ) -> dict[str, dict]:
     """Batch-1 latency of several models timed round-robin, so drift of the machine hits all of them alike.
 
-    `calls` maps a name to a zero-argument function running one inference; returns summarize_times per name, with
-    the median of each round (`rounds_ms`): the repeats that intervals of speed comparisons resample.
+    Each round visits the models in a new seeded random order, and each block starts with `warmup` untimed runs:
+    in a fixed order the model after the largest one always met cold caches and looked ~10 % slower than its
+    identical twins. `calls` maps a name to a zero-argument function running one inference; returns
+    summarize_times per name, with the median of each round (`rounds_ms`): the repeats that intervals of speed
+    comparisons resample.
     """
     times: dict[str, list[np.ndarray]] = {name: [] for name in calls}
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
+    rng = np.random.default_rng(seed)
+    names = list(calls)
     for _ in range(rounds):
-        for name, call in calls.items():
+        for name in rng.permutation(names):
+            call = calls[name]
+            for _ in range(warmup):
+                call()
             batch = np.empty(runs)
             for i in range(runs):
                 start = time.perf_counter()

@@ -84,3 +84,10 @@ def test_speed_words_come_from_intervals_over_interleaved_rounds():
     assert "2.50× faster (95 % CI 2.4" in lines[0]
     assert "as fast as (1.00×, 95 % CI 0.9" in lines[1] and "no measurable difference" in lines[1]
     assert "only quantized-int8 ran clearly faster" in summary.answer_dominance(timed)
+
+
+def test_a_front_of_worse_variants_still_gets_its_evidence():
+    records = [compared_record("clustered-4-fp32", "clustering", 0.80, 46, -12, -10, -11, 1e-9),
+               compared_record("clustered-8-fp32", "clustering", 0.85, 60, -7, -5, -6, 1e-9)]
+    text = summary.answer_dominance(records)
+    assert "Evidence: clustered-4-fp32" in text and "): worse." in text and "not tested" not in text

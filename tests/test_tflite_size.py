@@ -117,3 +117,15 @@ def test_entropy_bound_of_a_tflite_file(keras_model, tmp_path):
     bound = size.entropy_bound(path, zipped)
     assert 0 < bound["ideal_bytes"] <= path.stat().st_size
     assert 0 < bound["reached"] <= 1.2
+
+
+def test_interleaved_rounds_visit_the_models_in_changing_orders_each_block_warmed():
+    seen: list[str] = []
+    calls = {name: (lambda n=name: seen.append(n)) for name in "abcd"}
+    tflite.interleaved_latency(calls, rounds=6, runs=2, warmup=1, seed=3)
+    blocks = [seen[i:i + 3] for i in range(0, len(seen), 3)]  # one warm-up call, then the two timed runs
+    assert all(len(set(block)) == 1 for block in blocks) and len(blocks) == 24
+    orders = {tuple(block[0] for block in blocks[r * 4:(r + 1) * 4]) for r in range(6)}
+    assert len(orders) > 1 and all(sorted(order) == list("abcd") for order in orders)
+    firsts = {blocks[r * 4][0] for r in range(6)}
+    assert len(firsts) > 1  # no model always follows the previous round's last one
