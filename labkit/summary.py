@@ -263,11 +263,13 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
     images = summary_dir / "images"
-    parts = ["# Lab summary: pruning and clustering", "",
-             "Generated from the JSON records of one run by `python -m labkit run --tasks all`; every number "
-             "below is computed, none typed by hand. Batch-1 latencies were re-measured for all models together, "
-             "interleaved, when the summary was written.", ""]
     named = _by_name(records)
+    used = next((r["by_seed"]["seeds"] for r in records if "by_seed" in r), None)
+    command = "python -m labkit run --tasks all" + (f" --seeds {' '.join(map(str, used))}" if used else "")
+    parts = ["# Lab summary: pruning and clustering", "",
+             f"Generated from the JSON records of one run by `{command}`; every number below is computed, none "
+             "typed by hand. Batch-1 latencies were re-measured for all models together, interleaved, when the "
+             "summary was written.", ""]
     if base := named.get("base-fp32"):
         info = base["params"]
         parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; early stopping kept epoch "
