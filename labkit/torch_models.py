@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
+from labkit.progress import tqdm
 from labkit.tflite import summarize_times
 
 
@@ -55,7 +55,7 @@ def train(model: nn.Module, loader, optimizer: torch.optim.Optimizer, criterion=
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     total = min(max_samples or 1 << 62, epochs * len(loader.dataset))
-    with tqdm(total=total, desc=desc, unit="img", leave=False, mininterval=2) as bar:
+    with tqdm(total=total, desc=desc, unit="img", leave=False) as bar:
         for x, y in (batch for _ in range(epochs) for batch in loader):
             optimizer.zero_grad()
             logits = model(x)

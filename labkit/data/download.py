@@ -6,9 +6,8 @@ import os
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from labkit.errors import LabkitError
+from labkit.progress import tqdm
 
 
 def cache_dir(name: str) -> Path:

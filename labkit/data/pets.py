@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from labkit.data.download import cache_dir, fetch
 from labkit.data.splits import Dataset
 from labkit.errors import LabkitError
+from labkit.progress import tqdm
 
 URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/"
 ARCHIVES = ("images.tar.gz", "annotations.tar.gz")
