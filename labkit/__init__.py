@@ -5,12 +5,19 @@ can be imported, because TensorFlow Model Optimization only accepts Keras 2 mode
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from labkit.errors import LabkitError  # noqa: E402
+from labkit import quiet  # noqa: E402
+from labkit.errors import LabkitError, show_in_one_line  # noqa: E402
+
+quiet.silence()
+if "IPython" in sys.modules:  # in a notebook: a LabkitError shows as its one line, not a traceback
+    from IPython import get_ipython
+
+    if (shell := get_ipython()) is not None:
+        show_in_one_line(shell)
 
 if "LABKIT_RUN_LOCK" in os.environ:  # a kernel started by `python -m labkit run` joins its run's lock
     from labkit.lock import join_run

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.files import atomic_write_bytes
+from labkit.quiet import native_stderr_closed
 
 
 def to_tflite(model, path: Path | None = None) -> bytes:
@@ -38,7 +39,8 @@ def to_int8_tflite(model, representative: np.ndarray, path: Path | None = None) 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+    with native_stderr_closed():  # the calibrator prints its settings ("fully_quantize: 0, ...") from C++
+        flatbuffer = converter.convert()
     if path:
         atomic_write_bytes(Path(path), flatbuffer)
     return flatbuffer

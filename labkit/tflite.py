@@ -14,14 +14,19 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from labkit.errors import LabkitError
+from labkit.quiet import native_stderr_closed
 
 
 def load(model: str | Path | bytes, num_threads: int = 1) -> Interpreter:
     """An interpreter for a .tflite file or its bytes; a file that is not a TFLite model is a LabkitError."""
     try:
         if isinstance(model, bytes):
-            return Interpreter(model_content=model, num_threads=num_threads)
-        return Interpreter(model_path=str(model), num_threads=num_threads)
+            interpreter = Interpreter(model_content=model, num_threads=num_threads)
+        else:
+            interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        with native_stderr_closed():  # the first allocation prints XNNPACK's "Created ... delegate" notice
+            interpreter.allocate_tensors()
+        return interpreter
     except (ValueError, RuntimeError) as err:
         where = "the given bytes" if isinstance(model, bytes) else str(model)
         raise LabkitError(f"{where} is not a valid TFLite model ({str(err).splitlines()[0]}); "
