@@ -7,10 +7,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from adjustText import adjust_text
 
 from labkit import stats
 
 Record = dict[str, Any]
+METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
+COLORS = dict(zip(METHODS, sns.color_palette(n_colors=len(METHODS)), strict=True))  # one colour per method, everywhere
 
 
 def tested(records: list[Record]) -> dict[str, dict[str, Any]]:
@@ -124,14 +127,14 @@ def plot_tradeoff(records: list[Record]):
                           "accuracy": [r["metrics"]["accuracy"] for r in records]})
     front = pareto_front(keras_records(records))
     fig, ax = plt.subplots(figsize=(8, 5))
-    sns.scatterplot(frame, x="zip size (KB)", y="accuracy", hue="method", s=80, ax=ax)
+    sns.scatterplot(frame, x="zip size (KB)", y="accuracy", hue="method", palette=COLORS, s=80, ax=ax)
     best = frame[frame.variant.isin(front)].sort_values("zip size (KB)")
     ax.plot(best["zip size (KB)"], best["accuracy"], "o-", mfc="none", ms=14, color="black", lw=0.8,
             label="Pareto front")
-    for _, row in frame[frame.variant.isin(front) | (frame.method == "none")].iterrows():
-        ax.annotate(row.variant, (row["zip size (KB)"], row.accuracy), fontsize=7, xytext=(4, -10),
-                    textcoords="offset points")
     ax.set_xscale("log")
+    named = frame[frame.variant.isin(front) | frame.method.isin(["none", "structured pruning"])]
+    labels = [ax.text(row["zip size (KB)"], row.accuracy, row.variant, fontsize=7) for _, row in named.iterrows()]
+    adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.legend(fontsize=8)
     ax.set_title("Size against quality (up and left is better)")
     fig.tight_layout()
@@ -201,6 +204,22 @@ def stages_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("stage")
 
 
+def readable_count(value: float | None) -> str:
+    """A parameter or FLOP count as people say it: 15,876,874 -> "15.9 M"; blank when missing."""
+    if value is None or pd.isna(value):
+        return ""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f}"
+
+
+def styled(table: pd.DataFrame, precision: int = 4):
+    """A table for a notebook: numbers to `precision` digits, counts (parameters, FLOPs) readable, blanks blank."""
+    counts = [c for c in ("parameters", "FLOPs") if c in table.columns]
+    return table.style.format(precision=precision, na_rep="").format(readable_count, subset=counts)
+
+
 def stages_markdown(stages: dict[str, dict[str, Any]]) -> str:
     """The stages table as markdown: integers with thousands separators, empty cells left blank."""
     formats = {"accuracy": ".4f", "latency median (ms)": ".3f", "latency IQR (ms)": ".3f", "parameters": ",.0f",
@@ -225,15 +244,23 @@ def speedups(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 
 def plot_latency(records: list[Record]):
-    """Median batch-1 TFLite latency per variant, IQR as error bars, coloured by method."""
-    frame = pd.DataFrame({"variant": [r["name"] for r in records], "method": [r["method"] for r in records],
-                          "median": [r["latency"]["median_ms"] for r in records],
-                          "iqr": [r["latency"]["iqr_ms"] for r in records]})
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
-    sns.barplot(frame, y="variant", x="median", hue="method", dodge=False, ax=ax)
-    ax.errorbar(frame["median"], range(len(frame)), xerr=frame["iqr"] / 2, fmt="none", color="black", lw=1)
-    ax.set(xlabel="batch-1 latency, median (ms)", ylabel="", title="TFLite inference time per variant")
-    ax.legend(fontsize=8)
+    """Median batch-1 TFLite latency per variant, IQR as error bars, coloured by method: one panel per base model
+    (the Keras CNN runs in hundredths of a millisecond, the PyTorch classifier in milliseconds), each on its own
+    scale."""
+    keras = keras_records(records)
+    groups = [(title, group) for title, group in (("Keras CNN and its variants", keras),
+                                                  ("PyTorch classifier and its variants",
+                                                   [r for r in records if r not in keras])) if group]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 0.35 * len(records) + 1.2 * len(groups) + 0.6),
+                             height_ratios=[len(group) for _, group in groups], squeeze=False)
+    for ax, (title, group) in zip(axes[:, 0], groups, strict=True):
+        frame = pd.DataFrame({"variant": [r["name"] for r in group], "method": [r["method"] for r in group],
+                              "median": [r["latency"]["median_ms"] for r in group],
+                              "iqr": [r["latency"]["iqr_ms"] for r in group]})
+        sns.barplot(frame, y="variant", x="median", hue="method", palette=COLORS, dodge=False, ax=ax)
+        ax.errorbar(frame["median"], range(len(frame)), xerr=frame["iqr"] / 2, fmt="none", color="black", lw=1)
+        ax.set(xlabel="batch-1 latency, median (ms)", ylabel="", title=f"TFLite inference time: {title}")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     plt.close(fig)
     return fig
