@@ -1,5 +1,20 @@
 """The one exception type for mistakes a user can make (bad paths, bad parameters, bad files)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class LabkitError(Exception):
     """A user-facing error: its message is one line that names what is wrong and how to fix it."""
+
+
+def show_in_one_line(shell: Any) -> None:
+    """In a notebook, show a LabkitError as its one line instead of a traceback (the cell still fails, so papermill
+    and the runner stop there)."""
+
+    def one_line(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
+        return [f"{etype.__name__}: {value}"]
+
+    shell.set_custom_exc((LabkitError,), one_line)

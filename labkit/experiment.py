@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit import compress, seeds
+from labkit import compress, paths, seeds
 from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant, load_record
@@ -67,7 +67,7 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
     data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
     x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train,
                                                             validation_fraction, seed)
-    results_dir, models_dir = seeds.folder(results_dir, seed), Path(models_dir)
+    results_dir, models_dir = seeds.folder(results_dir, seed), paths.resolve(models_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
     return Experiment(data, x_train, y_train, x_val, y_val, preprocess(data.x_test), data.y_test,

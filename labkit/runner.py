@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 from labkit.lock import hold_folder
+from labkit.paths import ROOT, resolve, shown
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
@@ -147,7 +147,7 @@ def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
     """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary."""
     from labkit.seeds import folder  # here, not at the top: it imports the plotting stack, the runner starts fast
 
-    jobs, results_dir = [], Path(common["results_dir"])
+    jobs, results_dir = [], resolve(common["results_dir"])
     for seed in seeds:
         where, each = folder(results_dir, seed), {**common, "seed": seed}
         if names := plan.clustering_names():
@@ -248,8 +248,8 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
     params = dict(params or {})
     seeds = seeds_of(params, seeds)
     common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
-              "test_dataset_fraction": test_dataset_fraction, "results_dir": str(results_dir),
-              "summary_dir": str(summary_dir), "models_dir": str(ROOT / "models"), "force": force,
+              "test_dataset_fraction": test_dataset_fraction, "results_dir": shown(results_dir),
+              "summary_dir": shown(summary_dir), "models_dir": "models", "force": force,
               **params}
     jobs = jobs_for(plan, common, seeds)
     check_params(params, jobs)

@@ -13,20 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit import report, stats
+from labkit import paths, report, stats
 from labkit.evaluate import load_records
 
 Record = dict[str, Any]
 
 
 def folder(results_dir: str | Path, seed: int) -> Path:
-    """Where one seed's records, models and executed notebooks go."""
-    return Path(results_dir) / f"seed-{seed}"
+    """Where one seed's records, models and executed notebooks go (a relative results_dir is in the project)."""
+    return paths.resolve(results_dir) / f"seed-{seed}"
 
 
 def seeds_in(results_dir: str | Path) -> list[int]:
     """The seeds with a folder under results_dir, in order."""
-    found = (re.fullmatch(r"seed-(\d+)", p.name) for p in Path(results_dir).glob("seed-*") if p.is_dir())
+    found = (re.fullmatch(r"seed-(\d+)", p.name) for p in paths.resolve(results_dir).glob("seed-*") if p.is_dir())
     return sorted(int(m[1]) for m in found if m)
 
 

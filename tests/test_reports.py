@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import ROOT
 
 from labkit.evaluate import load_records
 from labkit.netron import CHROMIUM_FLAGS, find_chromium
@@ -71,3 +72,17 @@ def test_html_report_in_a_browser_with_the_network_blocked(tiny_lab, name):
     assert images >= 1 and broken == []
     for section in SECTIONS[name]:
         assert section in text
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_notebook_output_has_no_stderr_no_warning_and_no_checkout_path(tiny_lab, name):
+    import nbformat
+
+    where = tiny_lab["root"] if name == "04_summary" else tiny_lab["results"]
+    notebook = nbformat.read(str(where / "notebooks" / f"{name}.ipynb"), as_version=4)
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert outputs
+    assert [o for o in outputs if o.get("name") == "stderr"] == []
+    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "warning" not in text.lower()
+    assert str(ROOT) not in text

@@ -1,0 +1,75 @@
+"""Papermill as its users call it: from any directory, with -p and -y, without the runner."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from labkit import LabkitError, paths
+from labkit.parameters import check_lists
+
+pytestmark = pytest.mark.notebook
+PAPERMILL = [sys.executable, "-m", "papermill", "--log-level", "ERROR"]
+
+
+def test_a_relative_folder_is_in_the_project_and_an_absolute_one_is_kept(tmp_path: Path):
+    assert paths.resolve("results/fashion-mnist") == ROOT / "results" / "fashion-mnist"
+    assert paths.resolve(tmp_path) == tmp_path
+    assert paths.shown(ROOT / "models" / "x.keras") == "models/x.keras"
+    assert paths.shown(tmp_path) == str(tmp_path)
+
+
+@pytest.mark.parametrize("notebook", ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"])
+def test_folder_defaults_are_relative_to_the_project_not_the_caller(notebook: str):
+    import papermill as pm
+
+    folders = {name: p["default"] for name, p in pm.inspect_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"))
+               .items() if name.endswith("_dir")}
+    assert folders and all(not v.strip("\"'").startswith(("..", "/")) for v in folders.values()), folders
+
+
+@pytest.mark.parametrize("value", ["[4]", 4, None])
+def test_a_list_parameter_given_as_text_names_the_fix(value):
+    with pytest.raises(LabkitError, match=r"clusters must be a list.*-y \"clusters: "):
+        check_lists(clusters=value)
+    check_lists(clusters=[4], sparsities=(0.5,))
+
+
+def test_papermill_with_a_list_as_text_stops_in_one_line(tmp_path: Path):
+    run = subprocess.run([*PAPERMILL, str(ROOT / "notebooks" / "01_clustering.ipynb"), str(tmp_path / "out.ipynb"),
+                          "-p", "clusters", "[4]", "-p", "results_dir", str(tmp_path / "results")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "LabkitError: parameter clusters must be a list, not '[4]'" in run.stderr
+    assert "Traceback" not in _error_output(tmp_path / "out.ipynb")
+    assert not (tmp_path / "results").exists()  # stopped before anything ran
+
+
+def _error_output(notebook: Path) -> str:
+    import nbformat
+
+    cells = nbformat.read(str(notebook), as_version=4).cells
+    return "\n".join("\n".join(o.get("traceback", [])) for c in cells for o in c.get("outputs", [])
+                     if o["output_type"] == "error")
+
+
+def test_papermill_from_another_directory_reads_relative_folders_in_the_project(tiny_lab, tmp_path: Path):
+    records = Path("results") / f".test-{uuid.uuid4().hex[:8]}"  # inside the project's (ignored) results folder
+    shutil.copytree(tiny_lab["root"], ROOT / records, ignore=shutil.ignore_patterns("*.lock", "notebooks"))
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    try:
+        run = subprocess.run([*PAPERMILL, str(ROOT / "notebooks" / "04_summary.ipynb"), "out.ipynb",
+                              "-p", "results_dir", str(records), "-p", "summary_dir", str(tmp_path / "summary"),
+                              "-y", "reports: []"], cwd=caller, capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(ROOT / records)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "summary" / "README.md").is_file()
+    assert sorted(p.name for p in caller.iterdir()) == ["out.ipynb"]  # nothing written beside the caller
