@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -47,31 +48,44 @@ def test_html_report_is_self_contained(tiny_lab, name):
     assert "<img" in html and 'src="data:image/' in html
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
-@pytest.mark.parametrize("name", REPORTS)
-def test_html_report_in_a_browser_with_the_network_blocked(tiny_lab, name):
+def open_offline(path: Path, screenshot: Path) -> dict:
+    """Open an HTML report in headless Chromium with every request outside the file blocked; what it showed."""
     from playwright.sync_api import sync_playwright
 
-    path = tiny_lab["summary"] / f"{name}.html"
-    failed, outside = [], []
+    seen = {"failed": [], "outside": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                   else (outside.append(route.request.url), route.abort()))
-        page.on("requestfailed", lambda request: failed.append(request.url))
+                   else (seen["outside"].append(route.request.url), route.abort()))
+        page.on("requestfailed", lambda request: seen["failed"].append(request.url))
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
-        broken = page.locator("img").evaluate_all(
+        seen["broken"] = page.locator("img").evaluate_all(
             "imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 60))")
-        images = page.locator("img").count()
-        text = page.inner_text("body")
-        page.screenshot(path=str(path.with_suffix(".png")), full_page=False)
+        seen["images"] = page.locator("img").count()
+        seen["frames"] = page.locator("iframe").count()
+        seen["stderr"] = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count()
+        seen["text"] = page.inner_text("body")
+        page.screenshot(path=str(screenshot), full_page=False)
         browser.close()
-    assert outside == [] and failed == []
-    assert images >= 1 and broken == []
+    return seen
+
+
+def assert_clean_offline(seen: dict, name: str) -> None:
+    assert seen["outside"] == [] and seen["failed"] == []
+    assert seen["images"] >= 1 and seen["broken"] == []
+    assert seen["frames"] == 0  # a live view would be a dead frame offline
+    assert seen["stderr"] == 0 and "warning" not in seen["text"].lower()
     for section in SECTIONS[name]:
-        assert section in text
+        assert section in seen["text"]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
+@pytest.mark.parametrize("name", REPORTS)
+def test_html_report_in_a_browser_with_the_network_blocked(tiny_lab, name):
+    path = tiny_lab["summary"] / f"{name}.html"
+    assert_clean_offline(open_offline(path, path.with_suffix(".png")), name)
 
 
 @pytest.mark.parametrize("name", REPORTS)
