@@ -235,6 +235,12 @@ def notebook_durations(notebooks: Path) -> dict[str, float]:
     return durations
 
 
+def seed_durations(results_root: Path) -> dict[int, float]:
+    """Wall time in seconds of each seed's notebooks under a results folder, by seed."""
+    return {seed: sum(notebook_durations(seeds.folder(results_root, seed) / "notebooks").values())
+            for seed in seeds.seeds_in(results_root)}
+
+
 def _copy(src: Path, images: Path) -> str:
     images.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, images / src.name)
@@ -287,6 +293,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
                   f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}.", ""]
     if durations := notebook_durations(results_dir / "notebooks"):
         parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
+    if len(per_seed := seed_durations(results_dir.parent)) > 1:
+        parts += ["Wall time of each seed (its notebooks 01–03): " + ", ".join(
+            f"seed {seed} {s / 60:.1f} min" for seed, s in per_seed.items()) + f"; {sum(per_seed.values()) / 60:.1f} "
+            "min in all, before the summary.", ""]
     for question, answer in answers(records).items():
         parts += [f"## {question}", "", answer, ""]
     if not (per_seed := seeds.table(records)).empty:

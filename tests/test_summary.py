@@ -91,3 +91,14 @@ def test_a_front_of_worse_variants_still_gets_its_evidence():
                compared_record("clustered-8-fp32", "clustering", 0.85, 60, -7, -5, -6, 1e-9)]
     text = summary.answer_dominance(records)
     assert "Evidence: clustered-4-fp32" in text and "): worse." in text and "not tested" not in text
+
+
+def test_each_seeds_wall_time_is_the_sum_of_its_notebooks(tmp_path):
+    import json
+
+    for seed, durations in ((42, [60, 120]), (43, [30])):
+        notebooks = tmp_path / f"seed-{seed}" / "notebooks"
+        notebooks.mkdir(parents=True)
+        for i, seconds in enumerate(durations):
+            (notebooks / f"0{i + 1}_x.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": seconds}}}))
+    assert summary.seed_durations(tmp_path) == {42: 180.0, 43: 30.0}
