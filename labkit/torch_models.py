@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import time
 from pathlib import Path
 
@@ -137,15 +138,16 @@ def shapes(model: nn.Module) -> dict[str, list[int]]:
     return {name: list(m.weight.shape) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
-def load_state(model: nn.Module, path: Path) -> nn.Module:
-    """Load a state dict into `model`; a file for another architecture is a one-line LabkitError."""
+def load_state(model: nn.Module, path: Path, fix: str = "delete it to retrain the base model") -> nn.Module:
+    """Load a state dict into `model`; a file for another architecture (or not a state dict) is a one-line
+    LabkitError that ends with `fix`."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({first}); "
-                          "delete it to retrain the base model") from err
+    except (RuntimeError, KeyError, EOFError, OSError, AttributeError, TypeError, pickle.UnpicklingError) as err:
+        detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:200]
+        raise LabkitError(f"{path} is not a state dict of the {type(model).__name__} architecture ({detail}); "
+                          f"{fix}") from err
     return model
 
 
