@@ -21,7 +21,8 @@ __all__ = ["KINDS", "Dataset", "load_dataset", "load_fashion_mnist", "load_idx",
 
 def recognise(root: str | Path | None) -> str:
     """The dataset kind of the layout under root: Oxford-IIIT Pet, IDX files (Fashion-MNIST when they are the
-    official files), or class folders. Without a root, the default Fashion-MNIST."""
+    official files), or class folders. Without a root, or with nothing recognisable in it, the default
+    Fashion-MNIST."""
     from labkit.data import fashion_mnist, idx, image_folder
 
     if root is None:
@@ -33,8 +34,7 @@ def recognise(root: str | Path | None) -> str:
         return "fashion-mnist" if fashion_mnist.is_official(folder) else "idx"
     if root.is_dir() and image_folder.looks_like(root):
         return "image-folder"
-    raise LabkitError(f"cannot tell the dataset in {root}: pass --dataset (one of {', '.join(KINDS)}) or a folder "
-                      "in the Oxford-IIIT Pet layout, with MNIST-format IDX files, or with one sub-folder per class")
+    return "fashion-mnist"  # the default: its loader says where it looked and how to get it
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = False, train_samples: int | None = None,
