@@ -98,10 +98,18 @@ def structured_problem(kind: str, root: str | None) -> str | None:
     return None
 
 
+def check_weights(weights: str | None) -> None:
+    """The pets backbone's weights: "imagenet", "none", or a file that exists."""
+    if weights not in (None, "none", "imagenet") and not Path(weights).is_file():
+        raise LabkitError(f"weights file {weights} does not exist: pass -p weights=FILE (MobileNetV2 weights saved "
+                          "with include_top=False), weights=imagenet or weights=none")
+
+
 def check(kind: str, root: str | None, model_path: str | None, course_files: dict[str, str], keras: bool,
-          structured: bool, image_size: int) -> None:
+          structured: bool, image_size: int, weights: str | None = None) -> None:
     """Everything a run reads or writes that the user named, checked before the first notebook starts."""
     check_outputs({k: v for k, v in course_files.items() if k in COURSE_OUTPUTS})
+    check_weights(weights)
     if model_path and keras:
         check_keras_model(model_path, kind, root, image_size)
     elif keras and kind == "image-folder":

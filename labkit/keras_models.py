@@ -37,9 +37,9 @@ def weights_tag(weights: str | None) -> str:
 def _backbone_weights(weights: str | None) -> str | None:
     if weights in (None, "none", "imagenet"):
         return None if weights in (None, "none") else "imagenet"
-    if not Path(weights).is_file():
-        raise LabkitError(f"weights file {weights} does not exist: pass -p weights=FILE (MobileNetV2 weights saved "
-                          "with include_top=False), weights=imagenet or weights=none")
+    from labkit.inputs import check_weights
+
+    check_weights(weights)
     return str(weights)
 
 
@@ -81,7 +81,7 @@ def top_block_layers(model, blocks: int) -> list:
     """MobileNetV2's last `blocks` inverted-residual blocks (block_16 down) and its final 1x1 convolution, without
     their BatchNormalization layers (kept frozen: their statistics need more data than a fine-tuning sees)."""
     names = tuple(f"block_{i}_" for i in range(17 - blocks, 17)) + ("Conv_1",)
-    return [layer for layer in model.layers if layer.name.startswith(names) and blocks > 0
+    return [layer for layer in model.layers if layer.name.startswith(names) and blocks > 0 and layer.weights
             and type(layer).__name__ != "BatchNormalization"]
 
 

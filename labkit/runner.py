@@ -260,6 +260,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
     summary_dir = Path(summary_path or SUMMARY).resolve()
     params = dict(params or {})
+    if params.get("weights") not in (None, "none", "imagenet"):
+        params["weights"] = _absolute(str(params["weights"]))
     seeds = seeds_of(params, seeds)
     common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": str(results_dir),
@@ -268,7 +270,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     jobs = jobs_for(plan, common, seeds)
     check_params(params, jobs)
     inputs.check(dataset, dataset_root, model_path, course_files, bool(plan.clustering_names() or plan.pruning_names()),
-                 bool(plan.structured), params.get("image_size", 128))
+                 bool(plan.structured), params.get("image_size", 128), params.get("weights"))
     with hold_folder(results_dir):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
