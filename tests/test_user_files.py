@@ -164,3 +164,22 @@ def test_idx_files_train_the_lab_base_end_to_end(tmp_path):
     assert records["base-fp32"]["params"]["trained_now"] is True
     assert records["base-fp32"]["dataset"].startswith("idx (") and records["clustered-2-fp32"]["left_alone"] == []
     assert len(list((tmp_path / "models").glob("idx-*-base-20x20-*.keras"))) == 1
+
+
+def test_every_keras_format_loads_and_its_input_shape_fits_the_data(tmp_path, keras_file):
+    import tensorflow as tf
+
+    from labkit import experiment, model_inputs
+
+    model = model_inputs.load_classifier(keras_file)
+    model.save(tmp_path / "model.keras")
+    tf.keras.models.save_model(model, tmp_path / "saved", save_format="tf")
+    for path in (tmp_path / "model.keras", tmp_path / "saved"):
+        assert model_inputs.input_spec(model_inputs.load_classifier(path)) == (32, 32, 3)
+    # 28×28 grayscale IDX images become the model's 32×32 RGB inputs
+    exp = experiment.prepare("idx", str(idx_folder(tmp_path / "idx", n=30)), results_dir=tmp_path / "r",
+                             models_dir=tmp_path / "m", model_path=str(tmp_path / "saved"))
+    assert exp.x_train.shape[1:] == (32, 32, 3) and exp.x_test.shape[1:] == (32, 32, 3)
+    assert experiment.base_model(exp) is exp.user_model and exp.base_info["trained_now"] is False
+    with pytest.raises(LabkitError, match="folder without saved_model.pb"):
+        model_inputs.load_classifier(tmp_path)
