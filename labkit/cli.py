@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         course.add_argument(f"--{name.replace('_', '-')}", default=None, metavar="FILE", help=text)
     run.add_argument("--results-path", default=None, help="results folder (default results/<dataset>)")
     run.add_argument("--summary-path", default=None,
-                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering)")
+                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering; "
+                          "<results>/summary for your own model or data)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",

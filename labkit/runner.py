@@ -243,7 +243,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     classifier, the base of the Keras tasks; `course_files` holds the course's structured-pruning files
     (input_model, backup_model, final_model, onnx_model, tflite_model). Without tasks: all, or structured-all
     when course files are named. Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab
-    summary (over all seeds) and HTML reports of the executed notebooks (the first seed's) go to summary_path.
+    summary (over all seeds) and HTML reports of the executed notebooks (the first seed's) go to summary_path
+    (default: the committed summary for the lab's own data and models, `<results>/summary` for the user's).
     """
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
     tasks = tasks or (["structured-all"] if course_files else ["all"])
@@ -258,7 +259,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         log(f"structured pruning left out of this run: {problem}")
         plan.structured = []
     results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
-    summary_dir = Path(summary_path or SUMMARY).resolve()
+    own = model_path or course_files or dataset in ("image-folder", "idx")  # the committed summary is the lab's own
+    summary_dir = Path(summary_path or (results_dir / "summary" if own else SUMMARY)).resolve()
     params = dict(params or {})
     if params.get("weights") not in (None, "none", "imagenet"):
         params["weights"] = _absolute(str(params["weights"]))
