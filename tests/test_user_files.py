@@ -133,26 +133,29 @@ def test_bad_models_are_one_line_errors_before_training(tmp_path, keras_file, ca
 
 
 def test_the_courses_command_line_runs_on_a_users_model_and_image_folder(tmp_path, keras_file, monkeypatch):
-    """`--model-path … --dataset-root … --results-path … --tasks …` as the course writes it, relative paths too."""
+    """The course's first command line as it is written (relative paths, --tasks all), at tiny scale: ~1.5 min."""
     folder = image_folder(tmp_path / "build" / "pet-dataset", per_class=24)
     monkeypatch.chdir(tmp_path)
     code = cli.main(["run", "--model-path", str(keras_file), "--dataset-root", "build/pet-dataset/",
-                     "--results-path", "build/results", "--tasks", "clustered-4-fp32", "pruned-0.5-fp32",
+                     "--results-path", "build/results", "--tasks", "all",
                      "-p", f"models_dir={tmp_path / 'models'}", *[f"-p{k}={v}" for k, v in TINY.items()]])
     assert code == 0
     results = tmp_path / "build" / "results" / "seed-42"
     records = {r["name"]: r for r in load_records(results)}
-    assert set(records) == {"base-fp32", "control-1-epochs-fp32", "clustered-4-fp32", "pruned-0.5-fp32"}
+    keras_variants = [n for n in runner.plan_tasks(["all"]).variant_names() if not n.startswith("structured")]
+    assert set(records) == {"base-fp32", "control-1-epochs-fp32", "control-2-epochs-fp32", *keras_variants}
     base = records["base-fp32"]
     assert base["params"]["model_path"] == str(keras_file) and base["params"]["trained_now"] is False
     assert str(folder.resolve()) in base["dataset"] and "image-folder" in base["dataset"]
     assert not list((tmp_path / "models").glob("*.keras"))  # no base was trained
-    for name in ("clustered-4-fp32", "pruned-0.5-fp32"):
+    for name in ("clustered-4-fp32", "pruned-0.5-fp32", "pruned-0.5-clustered-16-fp32"):
         assert records[name]["left_alone"] == ["batch_normalization (BatchNormalization)"]
         assert set(records[name]["kernels"]) == {"conv2d", "dense", "dense_1"}
     assert all(s["unique_values"] <= 4 for s in records["clustered-4-fp32"]["kernels"].values())
     executed = (results / "notebooks" / "01_clustering.ipynb").read_text()
     assert "batch_normalization (BatchNormalization)" in executed and "image-folder (" in executed
+    summary = (tmp_path / "build" / "results" / "summary" / "README.md").read_text()  # not the committed summary
+    assert f"Dataset: image-folder ({folder.resolve()})" in summary and str(keras_file) in summary
 
 
 def test_idx_files_train_the_lab_base_end_to_end(tmp_path):
