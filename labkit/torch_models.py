@@ -146,7 +146,7 @@ def load_state(model: nn.Module, path: Path, fix: str = "delete it to retrain th
         model.load_state_dict(state)
     except (RuntimeError, KeyError, EOFError, OSError, AttributeError, TypeError, pickle.UnpicklingError) as err:
         detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:200]
-        raise LabkitError(f"{path} is not a state dict of the {type(model).__name__} architecture ({detail}); "
+        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({detail}); "
                           f"{fix}") from err
     return model
 

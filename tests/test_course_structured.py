@@ -61,7 +61,7 @@ def test_bad_course_files_are_one_line_errors_before_training(tmp_path, capsys):
     other = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(3, 4)}, other)
     ten_classes = course_state_dict(tmp_path / "ten.pth", classes=10)
-    cases = [(other, out, "is not a state dict of the FashionClassifier architecture .* --input-model takes"),
+    cases = [(other, out, "does not match the FashionClassifier architecture .* --input-model takes"),
              (ten_classes, out, "size mismatch for fc2.weight"),
              (course_state_dict(tmp_path / "ok.pth"), tmp_path / "missing", "folder .*missing does not exist")]
     for input_model, folder, message in cases:
