@@ -11,7 +11,8 @@ from labkit.errors import LabkitError
 
 
 def fashion_cnn(num_classes: int = 10, input_shape: tuple[int, ...] = (28, 28, 1)):
-    """A small CNN for 28x28 grayscale images: Conv32-Pool-Conv64-Pool-Dense128-Dense(logits)."""
+    """A small CNN for small images (Fashion-MNIST's 28x28 grayscale, or an image folder's or IDX files' size):
+    Conv32-Pool-Conv64-Pool-Dense128-Dense(logits)."""
     import tensorflow as tf
 
     layers = tf.keras.layers
