@@ -48,16 +48,15 @@ def class_count(kind: str, root: str | None) -> int | None:
         return None  # not on disk: the notebook downloads it or says where it looked
 
 
-def check_keras_model(path: str, kind: str, root: str | None, image_size: int) -> None:
+def check_keras_model(path: str, classes: int | None, dataset: str, image_size: int) -> None:
     """The user's Keras classifier loads, takes images, and has one output per class of the dataset."""
     from labkit import model_inputs
 
     model_inputs.check_keras_path(path)
-    classes = class_count(kind, root)
     model = model_inputs.load_classifier(path)
     model_inputs.input_spec(model, image_size)
     if classes is not None:
-        model_inputs.check_outputs(model, classes, f"the {kind} dataset" + (f" in {root}" if root else ""))
+        model_inputs.check_outputs(model, classes, dataset)
 
 
 def check_course_classifier(path: str, classes: int) -> None:
@@ -110,11 +109,10 @@ def check(kind: str, root: str | None, model_path: str | None, course_files: dic
     """Everything a run reads or writes that the user named, checked before the first notebook starts."""
     check_outputs({k: v for k, v in course_files.items() if k in COURSE_OUTPUTS})
     check_weights(weights)
+    classes = class_count(kind, root)  # the user's image folder or IDX files are checked through here
     if model_path and keras:
-        check_keras_model(model_path, kind, root, image_size)
-    elif keras and kind == "image-folder":
-        class_count(kind, root)
+        check_keras_model(model_path, classes, f"the {kind} dataset" + (f" in {root}" if root else ""), image_size)
     if structured:
         check_structured_data(kind, root)
         if course_files.get(COURSE_INPUT):
-            check_course_classifier(course_files[COURSE_INPUT], class_count(kind, root))
+            check_course_classifier(course_files[COURSE_INPUT], classes)

@@ -186,3 +186,10 @@ def test_every_keras_format_loads_and_its_input_shape_fits_the_data(tmp_path, ke
     assert experiment.base_model(exp) is exp.user_model and exp.base_info["trained_now"] is False
     with pytest.raises(LabkitError, match="folder without saved_model.pb"):
         model_inputs.load_classifier(tmp_path)
+
+
+def test_idx_files_of_one_class_are_refused_before_training(tmp_path):
+    with pytest.raises(LabkitError, match="fewer than two classes"):
+        runner.run(["clustered-2-fp32"], dataset="idx", dataset_root=str(idx_folder(tmp_path / "idx", classes=1)),
+                   results_path=str(tmp_path / "r"), log=lambda _: None)
+    assert not (tmp_path / "r").exists()
