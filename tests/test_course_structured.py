@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from test_user_files import idx_folder
+from conftest import idx_folder
 
 from labkit import cli, tflite
 from labkit.evaluate import load_records

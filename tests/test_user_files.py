@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_idx
+from conftest import idx_folder
 from PIL import Image
 
 from labkit import cli, runner
@@ -48,22 +48,6 @@ def image_folder(root: Path, classes: int = 3, per_class: int = 20, split: bool 
             pixels = rng.integers(0, 60, (*size, 3)) + np.array([60 * c, 100, 200 - 60 * c])
             fmt, suffix = formats[i % len(formats)]
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(part / f"img_{i}{suffix}", format=fmt)
-    return root
-
-
-def idx_folder(root: Path, classes: int = 3, size: int = 28, gz: bool = True, n: int = 150) -> Path:
-    """MNIST-format files of learnable images: each class is bright in its own band of rows."""
-    rng = np.random.default_rng(1)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", n), ("t10k", n // 3)):
-        labels = np.arange(count) % classes
-        images = rng.integers(0, 40, (count, size, size))
-        for i, label in enumerate(labels):
-            band = size // classes
-            images[i, label * band:(label + 1) * band] += 180
-        suffix = ".gz" if gz else ""
-        write_idx(root / f"{split}-images-idx3-ubyte{suffix}", images)
-        write_idx(root / f"{split}-labels-idx1-ubyte{suffix}", labels)
     return root
 
 
