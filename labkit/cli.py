@@ -8,6 +8,14 @@ import sys
 
 from labkit.errors import LabkitError
 
+COURSE_FILES = {
+    "input_model": "state dict of the course's classifier: the base of structured pruning (instead of training one)",
+    "backup_model": "where the pruned model goes, before fine-tuning (state dict)",
+    "final_model": "where the pruned model goes after fine-tuning (state dict)",
+    "onnx_model": "where the fine-tuned pruned model goes as ONNX",
+    "tflite_model": "where the fine-tuned pruned model goes as FP32 TensorFlow Lite",
+}
+
 
 def _check(args: argparse.Namespace) -> int:
     from labkit.stack import check_stack
@@ -19,13 +27,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from labkit.data import load_fashion_mnist, load_pets
+    from labkit.data import load_dataset
+    from labkit.inputs import dataset_kind
 
-    if args.dataset == "fashion-mnist":
-        data = load_fashion_mnist(args.dataset_root, download=args.download_dataset)
-    else:
-        data = load_pets(args.dataset_root, download=args.download_dataset)
-    print(data.describe())
+    print(load_dataset(dataset_kind(args.dataset, args.dataset_root), args.dataset_root, args.download_dataset,
+                       seed=0).describe())
     return 0
 
 
@@ -40,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path,
-                   args.seeds)
+                   args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES})
     except pm.PapermillExecutionError as err:
         print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; {kept})", file=sys.stderr)
         return 1
@@ -74,11 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=_data)
     run = commands.add_parser("run", help="run lab tasks: execute the notebooks and keep their results",
                               epilog=_task_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--tasks", nargs="+", default=["all"], help="task names, space or comma separated")
+    run.add_argument("--tasks", nargs="+", default=None,
+                     help="task names, space or comma separated (default: all; structured-all with --input-model)")
     add_dataset_options(run)
+    run.add_argument("--dataset-path", dest="dataset_root", help="the course's name for --dataset-root")
+    run.add_argument("--model-path", default=None,
+                     help="your Keras classifier (.h5, .keras or SavedModel) as the base of the Keras tasks")
+    course = run.add_argument_group("the course's structured-pruning files (each written atomically)")
+    for name, text in COURSE_FILES.items():
+        course.add_argument(f"--{name.replace('_', '-')}", default=None, metavar="FILE", help=text)
     run.add_argument("--results-path", default=None, help="results folder (default results/<dataset>)")
     run.add_argument("--summary-path", default=None,
-                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering)")
+                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering; "
+                          "<results>/summary for your own model or data)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
@@ -92,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     """The dataset options shared by every command that reads data."""
-    parser.add_argument("--dataset", choices=["fashion-mnist", "oxford-pets"], default="fashion-mnist")
-    parser.add_argument("--dataset-root", default=None, help="folder holding the dataset files")
+    parser.add_argument("--dataset", choices=["fashion-mnist", "oxford-pets", "image-folder", "idx"], default=None,
+                        help="default: recognised from the layout under --dataset-root, else fashion-mnist")
+    parser.add_argument("--dataset-root", default=None,
+                        help="folder holding the dataset: Oxford-IIIT Pet layout, IDX files, or one folder per class")
     parser.add_argument("--download-dataset", action="store_true", help="download the dataset if not found")
 
 

@@ -126,3 +126,37 @@ def head_and_late_convs(layer) -> bool:
     """For MobileNetV2: only Dense layers and the last 1x1 convolutions (clustering all of it collapses)."""
     kind = type(layer).__name__
     return kind == "Dense" or (kind == "Conv2D" and (layer.name.startswith("block_16") or layer.name == "Conv_1"))
+
+
+def _registry(method: str):
+    if method == "pruning":
+        from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+        return PruneRegistry, "get_prunable_weights"
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
+
+    return ClusteringRegistry, "get_clusterable_weights"
+
+
+def compressible(layer, method: str) -> bool:
+    """Whether TFMOT can wrap `layer` for `method` ("clustering" or "pruning") and finds weights in it to compress.
+
+    TFMOT's registries accept some layers only to leave their weights alone (BatchNormalization, and
+    DepthwiseConv2D for clustering); nested models and custom layers it refuses outright.
+    """
+    registry, custom = _registry(method)
+    if hasattr(layer, custom):
+        return True
+    return bool(layer.weights) and registry.supports(layer) and bool(registry._LAYERS_WEIGHTS_MAP.get(type(layer), 1))
+
+
+def compressible_by(method: str) -> LayerFilter:
+    """The layer filter that wraps every layer TFMOT can compress for `method`, for a user's model of any shape."""
+    return lambda layer: compressible(layer, method)
+
+
+def left_alone(model, methods: list[str]) -> list[str]:
+    """Names (and types) of the layers with weights that TFMOT cannot compress by every one of `methods`: they keep
+    their FP32 weights, so they cap what zip can gain."""
+    return [f"{layer.name} ({type(layer).__name__})" for layer in model.layers
+            if layer.weights and not all(compressible(layer, m) for m in methods)]

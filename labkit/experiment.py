@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from labkit import compress, paths, seeds
+from labkit import compress, keras_models, model_inputs, paths, seeds
 from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant, load_record
 from labkit.export import to_int8_tflite, to_tflite
 from labkit.files import read_json, write_json
-from labkit.keras_models import compile_model, fashion_cnn, load_model, pets_mobilenet, save_model
+from labkit.keras_models import compile_model, load_model, save_model
 
 
 @dataclass
@@ -36,6 +36,8 @@ class Experiment:
     results_dir: Path
     models_dir: Path
     base_info: dict[str, Any] = field(default_factory=dict)
+    user_model: Any = None  # the user's own classifier (--model-path), used as the base instead of training one
+    model_path: str | None = None
 
     @property
     def is_pets(self) -> bool:
@@ -48,66 +50,95 @@ class Experiment:
     def val_ds(self):
         return tf_dataset(self.x_val, self.y_val, self.batch_size)
 
-    def layer_filter(self):
-        """Which layers clustering wraps: all for the small CNN, the head only for MobileNetV2."""
-        return compress.head_and_late_convs if self.is_pets else None
+    def layer_filter(self, method: str = "clustering"):
+        """Which layers a method wraps: all for the small CNN; for MobileNetV2's clustering, the head only; for a
+        user's model, every layer TFMOT can compress (the others are left alone and listed in the record)."""
+        if self.is_pets and method == "clustering":
+            return compress.head_and_late_convs
+        return compress.compressible_by(method) if self.user_model is not None else None
 
 
 def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, download_dataset: bool = False,
             train_samples: int | None = None, test_fraction: float = 1.0, image_size: int = 128,
             batch_size: int = 64, seed: int = 42, results_dir: str | Path = "results",
-            models_dir: str | Path = "models", validation_fraction: float = 0.1) -> Experiment:
+            models_dir: str | Path = "models", validation_fraction: float = 0.1,
+            model_path: str | None = None) -> Experiment:
     """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders.
 
-    Records go to the seed's own folder under results_dir (`seed-<seed>/`), so runs with other seeds sit beside it.
+    With `model_path` (the user's Keras classifier), its input shape decides the image size and grayscale or RGB,
+    and its output count must match the dataset's classes. Records go to the seed's own folder under results_dir
+    (`seed-<seed>/`), so runs with other seeds sit beside it.
     """
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
-    data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
+    user_model = model_inputs.load_classifier(model_path) if model_path else None
+    if user_model is not None:
+        height, width, channels = model_inputs.input_spec(user_model, image_size)
+        data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, (height, width),
+                            seed, grayscale=channels == 1)
+        model_inputs.check_outputs(user_model, data.num_classes, data.describe())
+        data = model_inputs.fit_dataset(data, height, width, channels)
+    else:
+        data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
     x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train,
                                                             validation_fraction, seed)
     results_dir, models_dir = seeds.folder(results_dir, seed), paths.resolve(models_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
     return Experiment(data, x_train, y_train, x_val, y_val, preprocess(data.x_test), data.y_test,
-                      batch_size, seed, results_dir, models_dir)
+                      batch_size, seed, results_dir, models_dir, user_model=user_model, model_path=model_path)
 
 
-def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, patience: int = 2):
-    """Load the cached base model for these settings, or train it to convergence and cache it under models/.
+def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, patience: int = 2,
+               weights: str | None = "imagenet", fine_tune_blocks: int = 0):
+    """The user's model (--model-path) as it is; else load the cached base model for these settings, or train it
+    to convergence and cache it under models/.
 
     Training stops once validation accuracy has not improved for `patience` epochs (at most `epochs`) and keeps the
     best epoch's weights: a base still learning would credit every fine-tuned variant with its own progress. The
     file name holds every setting that changes the model (input size, samples, epochs, patience, learning rate,
-    seed), so a run at other settings never picks up a base model that does not fit it.
+    seed; for the pets also the weights and fine-tuned blocks), so a run at other settings never picks up a base
+    model that does not fit it. For the pets, `weights` and `fine_tune_blocks` are those of `pets_mobilenet` and
+    `train_pets_mobilenet`.
     """
     import tensorflow as tf
 
+    if exp.user_model is not None:
+        exp.base_info = {"path": str(Path(exp.model_path).resolve()), "model_path": str(exp.model_path),
+                         "trained_now": False, "weights": "the user's model", "history": {},
+                         "train_samples": len(exp.x_train), "dataset": exp.data.describe()}
+        return exp.user_model
     size = "x".join(map(str, exp.x_train.shape[1:3]))
     tag = f"{size}-n{len(exp.x_train)}-e{epochs}-p{patience}-lr{learning_rate:g}-s{exp.seed}"
-    path = exp.models_dir / f"{exp.data.name}-base-{tag}.keras"
+    if exp.is_pets:
+        tag += f"-w{keras_models.weights_tag(weights)}-ft{fine_tune_blocks}"
+    path = exp.models_dir / f"{exp.data.key}-base-{tag}.keras"
     history_path = path.with_suffix(".history.json")
     if path.is_file():
         model, trained_now = load_model(path), False
     else:
         tf.keras.utils.set_random_seed(exp.seed)
-        if exp.is_pets:
-            model, weights = pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1])
-        else:
-            model, weights = fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
-        compile_model(model, learning_rate)
         stop = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
-        fitted = model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=[stop], verbose=2)
-        write_json(history_path, {k: [float(v) for v in values] for k, values in fitted.history.items()})
-        path.with_suffix(".weights.txt").write_text(weights)
+        fit = {"validation_data": exp.val_ds(), "epochs": epochs, "callbacks": [stop], "verbose": 2}
+        if exp.is_pets:
+            model, used = keras_models.pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1], weights)
+            history = keras_models.train_pets_mobilenet(model, exp.train_ds(), learning_rate, fine_tune_blocks, **fit)
+        else:
+            model, used = keras_models.fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
+            compile_model(model, learning_rate)
+            history = model.fit(exp.train_ds(), **fit).history
+        write_json(history_path, {k: [float(v) for v in values] for k, values in history.items()})
+        path.with_suffix(".weights.txt").write_text(used)
         save_model(model, path)  # last: the model file marks a finished base
         trained_now = True
     history = read_json(history_path) if history_path.is_file() else {}
     best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
     exp.base_info = {"path": str(path), "epochs": best, "max_epochs": epochs, "patience": patience,
                      "learning_rate": learning_rate, "train_samples": len(exp.x_train), "trained_now": trained_now,
-                     "weights": _weights_note(path), "history": history}
+                     "weights": _weights_note(path), "history": history, "dataset": exp.data.describe()}
+    if exp.is_pets:
+        exp.base_info["fine_tune_blocks"] = fine_tune_blocks
     return model
 
 
@@ -145,9 +176,12 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
         return record
     path = exp.results_dir / f"{name}.tflite"
     to_tflite(model, path)
+    methods = [m for m, word in (("pruning", "pruned"), ("clustering", "clustered")) if word in name]
+    extra = {"dataset": exp.data.describe(), "left_alone": compress.left_alone(model, methods) if methods else []}
+    if before is not None:
+        extra["accuracy_before_fine_tuning"] = before
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
-                            reference, params, compress.kernel_stats(model, wrapped),
-                            {"accuracy_before_fine_tuning": before} if before is not None else None,
+                            reference, params, compress.kernel_stats(model, wrapped), extra,
                             control["name"] if control else None)
 
 
@@ -212,7 +246,7 @@ def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, control: d
     if record := load_record(exp.results_dir, name, force):
         return record
     check_budget(control, epochs, learning_rate)
-    model = compress.prune(base, sparsity)
+    model = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
     compress.mask_now(model)
     before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate, compress.pruning_callbacks(exp.results_dir / "logs" / name))
@@ -232,7 +266,7 @@ def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: i
     if record := load_record(exp.results_dir, name, force):
         return record
     check_budget(control, 2 * epochs, learning_rate)
-    pruned = compress.prune(base, sparsity)
+    pruned = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
     fine_tune(pruned, exp, epochs, learning_rate, compress.pruning_callbacks())
     model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
     before = accuracy_now(exp, model)

@@ -24,6 +24,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def atomic_copy(source: Path, dest: str | Path | None) -> Path | None:
+    """Copy a finished file to where the user named it (nothing when dest is None), atomically."""
+    return atomic_write_bytes(Path(dest), Path(source).read_bytes()) if dest else None
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Text version of atomic_write_bytes (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -10,7 +11,8 @@ from labkit.errors import LabkitError
 
 
 def fashion_cnn(num_classes: int = 10, input_shape: tuple[int, ...] = (28, 28, 1)):
-    """A small CNN for 28x28 grayscale images: Conv32-Pool-Conv64-Pool-Dense128-Dense(logits)."""
+    """A small CNN for small images (Fashion-MNIST's 28x28 grayscale, or an image folder's or IDX files' size):
+    Conv32-Pool-Conv64-Pool-Dense128-Dense(logits)."""
     import tensorflow as tf
 
     layers = tf.keras.layers
@@ -26,37 +28,97 @@ def fashion_cnn(num_classes: int = 10, input_shape: tuple[int, ...] = (28, 28, 1
     ], name="fashion_cnn")
 
 
-def pets_mobilenet(num_classes: int, image_size: int = 128, pretrained: bool = True):
+def weights_tag(weights: str | None) -> str:
+    """A short name of the backbone weights for cached file names: imagenet, none, or a digest of the file."""
+    if weights in (None, "none", "imagenet"):
+        return str(weights or "none")
+    return "file" + hashlib.sha1(Path(weights).read_bytes()).hexdigest()[:8]
+
+
+def _backbone_weights(weights: str | None) -> str | None:
+    if weights in (None, "none", "imagenet"):
+        return None if weights in (None, "none") else "imagenet"
+    from labkit.inputs import check_weights
+
+    check_weights(weights)
+    return str(weights)
+
+
+def pets_mobilenet(num_classes: int, image_size: int = 128, weights: str | None = "imagenet"):
     """The course's pet classifier: MobileNetV2 with a Dense 1024-512-128 head (dropout 0.3), logits out.
 
-    Returns (model, weights) where weights is "imagenet" when they could be downloaded, else "none"
-    (trained from scratch). The backbone's layers sit flat in one functional graph so that TFMOT
-    can wrap each layer on its own.
+    weights: "imagenet" (downloaded by Keras; when the download fails the backbone starts from scratch), a path to
+    a MobileNetV2 weights file saved with include_top=False, or "none". Returns (model, used) where used names the
+    weights the backbone really started from. The backbone's layers sit flat in one functional graph so that TFMOT
+    can wrap each layer on its own; a pretrained backbone is frozen (train_pets_mobilenet trains the head first).
     """
     import tensorflow as tf
 
     layers = tf.keras.layers
     inputs = layers.Input((image_size, image_size, 3))
-    weights = "imagenet" if pretrained else None
+    wanted = _backbone_weights(weights)
     try:
-        backbone = tf.keras.applications.MobileNetV2(input_tensor=inputs, include_top=False, weights=weights)
-    except Exception:  # no network: the weight download fails with assorted errors
-        weights = None
+        backbone = tf.keras.applications.MobileNetV2(input_tensor=inputs, include_top=False, weights=wanted)
+        used, pretrained = {None: "none", "imagenet": "imagenet"}.get(wanted, f"file {wanted}"), wanted is not None
+    except Exception as err:  # no network: the ImageNet download fails with assorted errors
+        if wanted != "imagenet":
+            raise LabkitError(f"{wanted} does not hold MobileNetV2 weights ({type(err).__name__}): save them "
+                              "from tf.keras.applications.MobileNetV2(include_top=False) with save_weights") from err
+        print(f"ImageNet weights could not be downloaded ({type(err).__name__}): MobileNetV2 trains from scratch")
         backbone = tf.keras.applications.MobileNetV2(input_tensor=inputs, include_top=False, weights=None)
+        used, pretrained = "none (ImageNet download failed)", False
+    if pretrained:
+        for layer in backbone.layers:
+            layer.trainable = False
     x = layers.GlobalAveragePooling2D()(backbone.output)
     for width in (1024, 512, 128):
         x = layers.Dense(width, activation="relu")(x)
         x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes)(x)
-    return tf.keras.Model(inputs, outputs, name="pets_mobilenetv2"), weights or "none"
+    return tf.keras.Model(inputs, outputs, name="pets_mobilenetv2"), used
+
+
+def top_block_layers(model, blocks: int) -> list:
+    """MobileNetV2's last `blocks` inverted-residual blocks (block_16 down) and its final 1x1 convolution, without
+    their BatchNormalization layers (kept frozen: their statistics need more data than a fine-tuning sees)."""
+    names = tuple(f"block_{i}_" for i in range(17 - blocks, 17)) + ("Conv_1",)
+    return [layer for layer in model.layers if layer.name.startswith(names) and blocks > 0 and layer.weights
+            and type(layer).__name__ != "BatchNormalization"]
+
+
+def train_pets_mobilenet(model, train_ds, learning_rate: float, fine_tune_blocks: int = 0,
+                         **fit) -> dict[str, list[float]]:
+    """Train the head on a frozen pretrained backbone, then (fine_tune_blocks > 0) the top blocks too at a tenth
+    of the learning rate, as the course's model was made; return the history of both phases. A backbone from
+    scratch is not frozen: everything trains."""
+    compile_model(model, learning_rate)
+    history = model.fit(train_ds, **fit).history
+    if top := top_block_layers(model, fine_tune_blocks):
+        for layer in top:
+            layer.trainable = True
+        compile_model(model, learning_rate / 10)
+        more = model.fit(train_ds, **fit).history
+        history = {k: list(history[k]) + list(more.get(k, [])) for k in history}
+    return history
 
 
 def compile_model(model, learning_rate: float) -> None:
-    """Adam on sparse categorical cross-entropy from logits, tracking accuracy."""
+    """Adam on sparse categorical cross-entropy (from logits, or from probabilities for a model ending in softmax),
+    tracking accuracy."""
     import tensorflow as tf
 
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def ends_in_softmax(model) -> bool:
+    """Whether the model outputs probabilities (a user's model often ends in softmax), not the lab's logits."""
+    import tensorflow as tf
+
+    last = model.layers[-1]
+    last = getattr(last, "layer", last)  # inside a TFMOT wrapper
+    softmax = tf.keras.activations.softmax
+    return isinstance(last, tf.keras.layers.Softmax) or getattr(last, "activation", None) is softmax
 
 
 def save_model(model, path: Path) -> Path:

@@ -83,8 +83,9 @@ def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
     xs = [r["params"][param] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     accuracy = [r["metrics"]["accuracy"] for r in rows]
-    spans = [[a - accuracy_interval(r)[0] for a, r in zip(accuracy, rows, strict=True)],
-             [accuracy_interval(r)[1] - a for a, r in zip(accuracy, rows, strict=True)]]
+    # clipped at 0: at accuracy 0 or 1 the Wilson bound can sit a rounding error inside the point
+    spans = [[max(0.0, a - accuracy_interval(r)[0]) for a, r in zip(accuracy, rows, strict=True)],
+             [max(0.0, accuracy_interval(r)[1] - a) for a, r in zip(accuracy, rows, strict=True)]]
     left.errorbar(xs, accuracy, yerr=spans, fmt="o-", capsize=3, label="compressed (95 % CI)")
     left.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="FP32 base")
     for control in {t["control"] for r in rows if (t := r.get("vs_control"))} - {base["name"]}:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from labkit import inputs
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 from labkit.lock import hold_folder
@@ -230,29 +231,48 @@ def execute(job: Job, force: bool, log) -> Path | None:
     return output
 
 
-def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | None = None,
+def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root: str | None = None,
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
-        seeds: list[int] | None = None, log=tqdm.write) -> list[Path]:
+        seeds: list[int] | None = None, model_path: str | None = None,
+        course_files: dict[str, str | None] | None = None, log=tqdm.write) -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
-    first.
+    first, the user's files included (see labkit.inputs).
 
-    Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab summary (over all seeds) and
-    HTML reports of the executed notebooks (the first seed's) go to summary_path.
+    The dataset is `dataset`, or recognised from the layout under dataset_root. `model_path` is the user's Keras
+    classifier, the base of the Keras tasks; `course_files` holds the course's structured-pruning files
+    (input_model, backup_model, final_model, onnx_model, tflite_model). Without tasks: all, or structured-all
+    when course files are named. Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab
+    summary (over all seeds) and HTML reports of the executed notebooks (the first seed's) go to summary_path
+    (default: the committed summary for the lab's own data and models, `<results>/summary` for the user's).
     """
+    course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
+    tasks = tasks or (["structured-all"] if course_files else ["all"])
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
+    dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
+    dataset = inputs.dataset_kind(dataset, dataset_root)
+    if plan.structured and (problem := inputs.structured_problem(dataset, dataset_root)):
+        if any(t.startswith("structured-") for spec in tasks for t in spec.split(",")):
+            raise LabkitError(problem)
+        log(f"structured pruning left out of this run: {problem}")
+        plan.structured = []
     results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
-    summary_dir = Path(summary_path or SUMMARY).resolve()
+    own = model_path or course_files or dataset in ("image-folder", "idx")  # the committed summary is the lab's own
+    summary_dir = Path(summary_path or (results_dir / "summary" if own else SUMMARY)).resolve()
     params = dict(params or {})
+    if params.get("weights") not in (None, "none", "imagenet"):
+        params["weights"] = _absolute(str(params["weights"]))
     seeds = seeds_of(params, seeds)
     common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": shown(results_dir),
               "summary_dir": shown(summary_dir), "models_dir": "models", "force": force,
-              **params}
+              "model_path": model_path, **course_files, **params}
     jobs = jobs_for(plan, common, seeds)
     check_params(params, jobs)
+    inputs.check(dataset, dataset_root, model_path, course_files, bool(plan.clustering_names() or plan.pruning_names()),
+                 bool(plan.structured), params.get("image_size", 128), params.get("weights"))
     with hold_folder(results_dir):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
@@ -272,6 +292,10 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
     log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
 
 
 def remove_partial_files(results_dir: Path) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 
 from labkit import onnxrt, torch_models
 from labkit.compress import check_sparsity
-from labkit.files import read_json, write_json
+from labkit.files import atomic_copy, read_json, write_json
 from labkit.size import deflation
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
@@ -133,6 +133,11 @@ class Checkpoints:
             self.measured[stage] = measured
         self.done_stages = [s for s in STAGES if s in self.done_stages or s == stage]
         write_json(self.path, {"done": self.done_stages, "measured": self.measured})
+
+    def copy_to(self, stage: str, path: str | Path | None) -> Path | None:
+        """Write the model saved at `stage` also where the user named it (the course's --backup-model and
+        --final-model), atomically; nothing when path is None."""
+        return atomic_copy(self.model_path(stage), path)
 
     def load(self, stage: str) -> nn.Module:
         """The model saved at `stage`, rebuilt with its (pruned) layer widths, in evaluation mode."""

@@ -276,7 +276,14 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
              f"Generated from the JSON records of one run by `{command}`; every number below is computed, none "
              "typed by hand. Batch-1 latencies were re-measured for all models together, interleaved, when the "
              "summary was written.", ""]
-    if base := named.get("base-fp32"):
+    bases = [r["params"] for r in (named.get("base-fp32"), named.get("torch-base-fp32")) if r]
+    if datasets := sorted({info["dataset"] for info in bases if info.get("dataset")}):
+        parts += ["Dataset: " + "; ".join(datasets) + ".", ""]
+    if (base := named.get("base-fp32")) and base["params"].get("model_path"):
+        parts += [f"Keras base: the user's model `{base['params']['model_path']}`, used as it is (not trained here); "
+                  f"test set of {base['test_samples']} images. Every compressed variant is compared with a control: "
+                  "the base fine-tuned exactly as long, without compression.", ""]
+    elif base:
         info = base["params"]
         parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; early stopping kept epoch "
                   f"{info.get('epochs')} of at most {info.get('max_epochs')}; test set of {base['test_samples']} "
@@ -287,7 +294,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
                       "base, control and variants. Numbers are means over the seeds; a verdict names a direction "
                       f"only when every seed's corrected test finds it. Pictures and models shown: seed "
                       f"{base['by_seed']['seeds'][0]}.", ""]
-    if torch_base := named.get("torch-base-fp32"):
+    if (torch_base := named.get("torch-base-fp32")) and torch_base["params"].get("input_model"):
+        parts += [f"PyTorch base: the state dict `{torch_base['params']['input_model']}` (--input-model), used as "
+                  "it is.", ""]
+    elif torch_base:
         info = torch_base["params"]
         parts += [f"PyTorch base trained on {info.get('train_samples')} images (batch {info.get('batch_size')}); "
                   f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}.", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import time
 from pathlib import Path
 
@@ -137,15 +138,16 @@ def shapes(model: nn.Module) -> dict[str, list[int]]:
     return {name: list(m.weight.shape) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
-def load_state(model: nn.Module, path: Path) -> nn.Module:
-    """Load a state dict into `model`; a file for another architecture is a one-line LabkitError."""
+def load_state(model: nn.Module, path: Path, fix: str = "delete it to retrain the base model") -> nn.Module:
+    """Load a state dict into `model`; a file for another architecture (or not a state dict) is a one-line
+    LabkitError that ends with `fix`."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({first}); "
-                          "delete it to retrain the base model") from err
+    except (RuntimeError, KeyError, EOFError, OSError, AttributeError, TypeError, pickle.UnpicklingError) as err:
+        detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:200]
+        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({detail}); "
+                          f"{fix}") from err
     return model
 
 
@@ -157,17 +159,24 @@ def save_state(model: nn.Module, path: Path) -> Path:
 
 
 def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int,
-                    seed: int) -> tuple[nn.Module, dict]:
-    """The trained base FashionClassifier for these settings: loaded from models/, or trained to convergence
-    (early stopping on the validation split, best epoch kept) and cached there with its history."""
+                    seed: int, num_classes: int = 10, data_key: str = "fashion-mnist",
+                    input_model: str | None = None) -> tuple[nn.Module, dict]:
+    """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is;
+    else loaded from models/, or trained to convergence (early stopping on the validation split, best epoch kept)
+    and cached there with its history. A dataset other than Fashion-MNIST (`data_key`) has its own cached base."""
     from labkit.files import read_json, write_json
 
+    torch.manual_seed(seed)
+    model = FashionClassifier(num_classes)
+    if input_model:
+        load_state(model, Path(input_model), "--input-model takes the state dict of the course's classifier")
+        return model, {"path": str(Path(input_model).resolve()), "input_model": str(input_model),
+                       "train_samples": len(loader.dataset), "trained_now": False, "history": {}}
     samples, batch = len(loader.dataset), loader.batch_size
     tag = f"n{samples}-b{batch}-e{epochs}-p{patience}-lr{learning_rate:g}-s{seed}"
-    path = Path(models_dir) / f"fashion-classifier-{tag}.pt"
+    prefix = "fashion" if data_key == "fashion-mnist" else data_key
+    path = Path(models_dir) / f"{prefix}-classifier-{tag}.pt"
     history_path = path.with_suffix(".history.json")
-    torch.manual_seed(seed)
-    model = FashionClassifier()
     trained_now = not path.is_file()
     if trained_now:
         write_json(history_path, fit(model, loader, val_loader, learning_rate, epochs, patience))

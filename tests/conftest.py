@@ -24,6 +24,22 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+def idx_folder(root: Path, classes: int = 3, size: int = 28, gz: bool = True, n: int = 150) -> Path:
+    """MNIST-format files of learnable images: each class is bright in its own band of rows."""
+    rng = np.random.default_rng(1)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", n), ("t10k", n // 3)):
+        labels = np.arange(count) % classes
+        images = rng.integers(0, 40, (count, size, size))
+        for i, label in enumerate(labels):
+            band = size // classes
+            images[i, label * band:(label + 1) * band] += 180
+        suffix = ".gz" if gz else ""
+        write_idx(root / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(root / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    return root
+
+
 @pytest.fixture
 def idx_dir(tmp_path: Path) -> Path:
     """A folder with the four Fashion-MNIST file names holding small random images and labels."""

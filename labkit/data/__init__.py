@@ -1,23 +1,58 @@
-"""Datasets of the lab: Fashion-MNIST (default) and Oxford-IIIT Pet, plus their input pipelines."""
+"""Datasets of the lab: Fashion-MNIST (default), Oxford-IIIT Pet, and the user's own image folders and IDX files,
+plus their input pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 from labkit.data.fashion_mnist import load_fashion_mnist
+from labkit.data.idx import load_idx
+from labkit.data.image_folder import load_image_folder
 from labkit.data.pets import load_pets
 from labkit.data.pipelines import preprocess, tf_dataset, torch_loader
 from labkit.data.splits import Dataset, subset, train_validation_split
+from labkit.errors import LabkitError
 
-__all__ = ["Dataset", "load_dataset", "load_fashion_mnist", "load_pets", "preprocess", "subset", "tf_dataset",
-           "torch_loader", "train_validation_split"]
+KINDS = ("fashion-mnist", "oxford-pets", "image-folder", "idx")
+
+__all__ = ["KINDS", "Dataset", "load_dataset", "load_fashion_mnist", "load_idx", "load_image_folder", "load_pets",
+           "preprocess", "recognise", "subset", "tf_dataset", "torch_loader", "train_validation_split"]
+
+
+def recognise(root: str | Path | None) -> str:
+    """The dataset kind of the layout under root: Oxford-IIIT Pet, IDX files (Fashion-MNIST when they are the
+    official files), or class folders. Without a root, or with nothing recognisable in it, the default
+    Fashion-MNIST."""
+    from labkit.data import fashion_mnist, idx, image_folder
+
+    if root is None:
+        return "fashion-mnist"
+    root = Path(root)
+    if (root / "images").is_dir() and (root / "annotations" / "list.txt").is_file():
+        return "oxford-pets"
+    if folder := idx.find_idx(root):
+        return "fashion-mnist" if fashion_mnist.is_official(folder) else "idx"
+    if root.is_dir() and image_folder.looks_like(root):
+        return "image-folder"
+    return "fashion-mnist"  # the default: its loader says where it looked and how to get it
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = False, train_samples: int | None = None,
-                 test_fraction: float = 1.0, image_size: int = 128, seed: int = 0) -> Dataset:
-    """Load dataset `name` ("fashion-mnist" or "oxford-pets") and cut it to the requested scale."""
-    from labkit.errors import LabkitError
+                 test_fraction: float = 1.0, image_size: int | tuple[int, int] = 128, seed: int = 0,
+                 grayscale: bool | None = None) -> Dataset:
+    """Load dataset `name` (one of KINDS) and cut it to the requested scale.
 
+    image_size (an int for square, or (height, width)) and grayscale apply to the datasets read from image files.
+    """
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if name == "fashion-mnist":
         data = load_fashion_mnist(root, download)
     elif name == "oxford-pets":
-        data = load_pets(root, download, image_size=image_size, seed=seed)
+        data = load_pets(root, download, image_size=size[0], seed=seed)
+    elif name == "image-folder":
+        data = load_image_folder(root, size, grayscale, seed)
+    elif name == "idx":
+        data = load_idx(root, seed)
     else:
-        raise LabkitError(f"unknown dataset {name!r}: use fashion-mnist or oxford-pets")
+        raise LabkitError(f"unknown dataset {name!r}: use one of {', '.join(KINDS)}")
     return subset(data, train_samples, test_fraction, seed)

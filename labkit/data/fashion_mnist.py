@@ -30,8 +30,9 @@ HOW_TO_GET = ("pass --download-dataset (download=True), or install the Debian pa
 
 
 def candidate_dirs(root: str | Path | None = None) -> list[Path]:
-    """The folders searched, in order: explicit root, $LABKIT_DATA, the Debian package, the user cache."""
-    dirs = [Path(root)] if root else []
+    """The folders searched, in order: explicit root (or torchvision's `<root>/FashionMNIST/raw`, where the course's
+    structured-pruning script downloads it), $LABKIT_DATA, the Debian package, the user cache."""
+    dirs = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root else []
     if os.environ.get("LABKIT_DATA"):
         env = Path(os.environ["LABKIT_DATA"])
         dirs += [env / "fashion-mnist", env]
@@ -50,11 +51,22 @@ def find_fashion_mnist(root: str | Path | None = None) -> Path:
     looked = candidate_dirs(root)
     for folder in looked:
         if all(_file_in(folder, stem) for stem in FILES):
-            if root and folder != Path(root):
+            if root and not folder.is_relative_to(root):
                 warnings.warn(f"no Fashion-MNIST in {root}; using {folder}", stacklevel=2)
             return folder
     places = ", ".join(str(p) for p in looked)
     raise LabkitError(f"Fashion-MNIST not found (looked in {places}): {HOW_TO_GET}")
+
+
+def is_official(folder: Path) -> bool:
+    """Whether folder holds the four official Fashion-MNIST files (checked by checksum)."""
+    paths = {stem: _file_in(folder, stem) for stem in FILES}
+    if not all(paths.values()):
+        return False
+    try:
+        return all(read_idx(paths[stem], md5) is not None for stem, md5 in FILES.items())
+    except LabkitError:
+        return False
 
 
 def download_fashion_mnist() -> Path:

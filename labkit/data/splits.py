@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,15 +20,25 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str]
     name: str
+    source: str = ""  # the folder it was read from, for the user's own datasets (image folders, IDX files)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def key(self) -> str:
+        """The dataset's name in cached model files: a user's dataset adds a digest of its folder, so two image
+        folders never share a cached base model."""
+        if not self.source:
+            return self.name
+        return f"{self.name}-{hashlib.sha1(self.source.encode()).hexdigest()[:8]}"
+
     def describe(self) -> str:
-        """One line: name, sample counts, image shape and class count."""
+        """One line: name (and folder), sample counts, image shape and class count."""
+        where = f" ({self.source})" if self.source else ""
         return (
-            f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test images of "
+            f"{self.name}{where}: {len(self.x_train)} train / {len(self.x_test)} test images of "
             f"{tuple(self.x_train.shape[1:])}, {self.num_classes} classes"
         )
 
@@ -59,3 +70,16 @@ def train_validation_split(x: np.ndarray, y: np.ndarray, validation_fraction: fl
     n_val = int(round(len(x) * validation_fraction))
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], x[val], y[val]
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train and test indices that keep every class's share (at least one test image per class with two
+    or more images): for datasets that come without a test split."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = min(len(members) - 1, max(1, round(len(members) * test_fraction)))
+        test += list(members[:n_test])
+        train += list(members[n_test:])
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))

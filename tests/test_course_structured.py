@@ -1,0 +1,72 @@
+"""The course's structured-pruning command line: its own state dict in, every named file out, bad files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from conftest import idx_folder
+
+from labkit import cli, tflite
+from labkit.evaluate import load_records
+from labkit.torch_models import FashionClassifier
+
+pytestmark = pytest.mark.notebook
+
+
+def course_state_dict(path: Path, classes: int = 3) -> Path:
+    """A state dict of the course's classifier, as `torch.save(model.state_dict(), path)` writes it."""
+    torch.manual_seed(0)
+    torch.save(FashionClassifier(classes).state_dict(), path)
+    return path
+
+
+def course_command(tmp_path: Path, input_model: Path, out: Path) -> list[str]:
+    return ["run", "--input-model", str(input_model), "--backup-model", str(out / "backup-model.pth"),
+            "--final-model", str(out / "final-model.pth"), "--dataset-path", str(tmp_path / "fashion-dataset"),
+            "--onnx-model", str(out / "model.onnx"), "--tflite-model", str(out / "model.tflite"),
+            "--results-path", str(tmp_path / "results"), "--test-dataset-fraction", "0.5",
+            "-p", "train_samples=150", "-p", "training_batches=64", "-p", "netron_live=False",
+            "-p", f"models_dir={tmp_path / 'models'}"]
+
+
+def test_the_courses_structured_command_writes_every_named_file(tmp_path):
+    idx_folder(tmp_path / "fashion-dataset")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli.main(course_command(tmp_path, course_state_dict(tmp_path / "classifier.pth"), out)) == 0
+    backup = torch.load(out / "backup-model.pth", weights_only=True)
+    final = torch.load(out / "final-model.pth", weights_only=True)
+    assert [backup[f"conv{i}.weight"].shape[0] for i in (1, 2, 3)] == [4, 8, 16] and backup["fc2.weight"].shape[0] == 3
+    assert not torch.equal(backup["fc1.weight"], final["fc1.weight"])  # fine-tuning came between them
+    FashionClassifier.sized_like(final).load_state_dict(final)
+    onnx.checker.check_model(onnx.load(str(out / "model.onnx")))
+    tflite.load(out / "model.tflite")
+    assert sorted(p.name for p in out.iterdir()) == ["backup-model.pth", "final-model.pth", "model.onnx",
+                                                     "model.tflite"]  # no temporary files left
+    records = {r["name"]: r for r in load_records(tmp_path / "results" / "seed-42")}
+    assert records["torch-base-fp32"]["params"]["input_model"] == str(tmp_path / "classifier.pth")
+    assert records["torch-base-fp32"]["params"]["dataset"].startswith("idx (")
+    assert (out / "model.tflite").read_bytes() == (tmp_path / "results" / "seed-42" / "structured-0.5-fp32.tflite"
+                                                   ).read_bytes()
+    assert not list((tmp_path / "models").glob("*.pt"))  # the given state dict was the base: nothing trained
+
+
+def test_bad_course_files_are_one_line_errors_before_training(tmp_path, capsys):
+    idx_folder(tmp_path / "fashion-dataset", n=30)
+    out = tmp_path / "out"
+    out.mkdir()
+    other = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(3, 4)}, other)
+    ten_classes = course_state_dict(tmp_path / "ten.pth", classes=10)
+    cases = [(other, out, "does not match the FashionClassifier architecture .* --input-model takes"),
+             (ten_classes, out, "size mismatch for fc2.weight"),
+             (course_state_dict(tmp_path / "ok.pth"), tmp_path / "missing", "folder .*missing does not exist")]
+    for input_model, folder, message in cases:
+        assert cli.main(course_command(tmp_path, input_model, folder)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert __import__("re").search(message, err), err
+    assert not (tmp_path / "results").exists()
