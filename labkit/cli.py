@@ -28,7 +28,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from labkit.data import load_dataset
-    from labkit.inputs import dataset_kind
+    from labkit.user_files import dataset_kind
 
     print(load_dataset(dataset_kind(args.dataset, args.dataset_root), args.dataset_root, args.download_dataset,
                        seed=0).describe())

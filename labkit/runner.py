@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from labkit import inputs
+from labkit import user_files
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
 from labkit.lock import hold_folder
@@ -237,7 +237,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         seeds: list[int] | None = None, model_path: str | None = None,
         course_files: dict[str, str | None] | None = None, log=tqdm.write) -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
-    first, the user's files included (see labkit.inputs).
+    first, the user's files included (see labkit.user_files).
 
     The dataset is `dataset`, or recognised from the layout under dataset_root. `model_path` is the user's Keras
     classifier, the base of the Keras tasks; `course_files` holds the course's structured-pruning files
@@ -252,8 +252,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
-    dataset = inputs.dataset_kind(dataset, dataset_root)
-    if plan.structured and (problem := inputs.structured_problem(dataset, dataset_root)):
+    dataset = user_files.dataset_kind(dataset, dataset_root)
+    if plan.structured and (problem := user_files.structured_problem(dataset, dataset_root)):
         if any(t.startswith("structured-") for spec in tasks for t in spec.split(",")):
             raise LabkitError(problem)
         log(f"structured pruning left out of this run: {problem}")
@@ -271,8 +271,9 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
               "model_path": model_path, **course_files, **params}
     jobs = jobs_for(plan, common, seeds)
     check_params(params, jobs)
-    inputs.check(dataset, dataset_root, model_path, course_files, bool(plan.clustering_names() or plan.pruning_names()),
-                 bool(plan.structured), params.get("image_size", 128), params.get("weights"))
+    keras = bool(plan.clustering_names() or plan.pruning_names())
+    user_files.check(dataset, dataset_root, model_path, course_files, keras, bool(plan.structured),
+                     params.get("image_size", 128), params.get("weights"))
     with hold_folder(results_dir):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
