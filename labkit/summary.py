@@ -173,7 +173,8 @@ def answer_dominance(records: list[Record]) -> str:
         text += f"No single method dominates on size and quality: the front mixes {', '.join(methods)}. "
     else:
         text += "No compressed variant is on the front. "
-    text += _evidence([_by_name(keras)[n] for n in front], report.tested(records))
+    tests = report.tested(records)
+    text += _evidence([_by_name(keras)[n] for n in front], tests) + " " + _smallest_without_loss(keras, tests)
     structured = [r for r in records if r["method"] == "structured pruning"]
     fast = [r["name"] for _, group, speeds in _method_groups(records)
             for r, speed in zip(group, speeds, strict=True) if clearly_faster(speed)]
@@ -192,14 +193,40 @@ def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> str:
     if not tested_front:
         return "No variant on the front was tested against a matched-budget control."
     r = next((r for r in tested_front if tests[r["name"]]["verdict"] != "worse"), tested_front[0])
-    t = tests[r["name"]]
+    return f"Evidence: {r['name']} is {_numbers(r, tests[r['name']])}."
+
+
+def _numbers(r: Record, t: dict[str, Any]) -> str:
+    """A variant's size reduction and tested accuracy change, with interval, p-value, test size and seeds."""
     n = seeds.count(r)
     spread = f" ± {t['delta_std_pp']:.2f} std over seeds" if n > 1 else ""
     test = "largest Holm-corrected McNemar p of the seeds" if n > 1 else "Holm-corrected McNemar p"
-    return (f"Evidence: {r['name']} is {r['size']['times_smaller']:.1f}× smaller zipped than the base at "
-            f"{t['delta_pp']:+.2f} pp{spread} against {t['control']} "
-            f"(95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, {test} = {t['p_holm']:.3g}, "
-            f"{r['test_samples']} test images, {n} seed{'s' if n != 1 else ''}): {t['verdict']}.")
+    return (f"{r['size']['times_smaller']:.1f}× smaller zipped than the base at {t['delta_pp']:+.2f} pp{spread} "
+            f"against {t['control']} (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, {test} = "
+            f"{t['p_holm']:.3g}, {r['test_samples']} test images, {n} seed{'s' if n != 1 else ''}): {t['verdict']}")
+
+
+def _smallest_without_loss(keras: list[Record], tests: dict[str, dict[str, Any]]) -> str:
+    """Which method wins, and by how much, among the variants with no measurable loss against their control: the
+    smallest such variant, then each other method's smallest such variant.
+
+    The front counts overlapping accuracy intervals as ties, so it can hold variants that the paired tests find
+    worse; this sentence answers from the paired tests alone.
+    """
+    best: dict[str, Record] = {}
+    for r in keras:
+        if r["method"] != "none" and r["name"] in tests and tests[r["name"]]["verdict"] != "worse":
+            if r["method"] not in best or r["size"]["zipped_bytes"] < best[r["method"]]["size"]["zipped_bytes"]:
+                best[r["method"]] = r
+    if not best:
+        return "Every tested compressed variant is measurably less accurate than its control."
+    winner, *others = sorted(best.values(), key=lambda r: r["size"]["zipped_bytes"])
+    text = (f"Without a measurable loss, the smallest model is **{winner['name']}** ({winner['method']}): "
+            f"{_numbers(winner, tests[winner['name']])}.")
+    if others:
+        text += " The smallest such model of each other method: " + ", ".join(
+            f"{r['name']} ({r['method']}, {r['size']['times_smaller']:.2f}×)" for r in others) + "."
+    return text
 
 
 def answers(records: list[Record]) -> dict[str, str]:

@@ -102,3 +102,15 @@ def test_each_seeds_wall_time_is_the_sum_of_its_notebooks(tmp_path):
         for i, seconds in enumerate(durations):
             (notebooks / f"0{i + 1}_x.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": seconds}}}))
     assert summary.seed_durations(tmp_path) == {42: 180.0, 43: 30.0}
+
+
+def test_the_winner_without_measurable_loss_comes_from_the_paired_tests():
+    records = [compared_record("clustered-2-fp32", "clustering", 0.70, 30, -21, -19, -20, 1e-9),
+               compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.6, 0.1, -0.3, 0.2),
+               compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.5, 0.2, -0.2, 0.4),
+               compared_record("pruned-0.5-clustered-16-fp32", "pruning+clustering", 0.85, 90, -6, -4, -5, 1e-9)]
+    text = summary.answer_dominance(records)
+    assert "Without a measurable loss, the smallest model is **clustered-16-fp32** (clustering)" in text
+    assert "pruned-0.5-fp32 (pruning, 1.80×)" in text and "pruned-0.5-clustered-16-fp32 (pruning" not in text
+    worse = [records[0], records[3]]
+    assert "Every tested compressed variant is measurably less accurate" in summary.answer_dominance(worse)
