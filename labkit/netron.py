@@ -15,6 +15,7 @@ Chromium from the same server.
 
 from __future__ import annotations
 
+import html
 import http.client
 import http.server
 import json
@@ -62,7 +63,7 @@ def build_date() -> datetime:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _NetronServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         model, name = self.server.model, path.lstrip("/")
         if path in ("/", "/index.html"):
@@ -84,7 +85,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+    def log_message(self, format: str, *args) -> None:
         pass  # a quiet kernel: no access log in the notebook
 
 
@@ -95,9 +96,9 @@ class _NetronServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.model = model
         page = (_static_dir() / "index.html").read_text(encoding="utf-8")
-        name = urllib.parse.quote(model.name)
         meta = (f'<meta name="type" content="Python">\n<meta name="version" content="{_version()}">\n'
-                f'<meta name="file" content="data/{name}">\n<meta name="identifier" content="{name}">')
+                f'<meta name="file" content="data/{urllib.parse.quote(model.name)}">\n'
+                f'<meta name="identifier" content="{html.escape(model.name)}">')
         page = re.sub(r'<meta name="version" content="[^"]*">', lambda _: meta, page)
         served = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         self.index_html = _DATE.sub(lambda _: f'<meta name="date" content="{served}">', page)
@@ -163,14 +164,18 @@ def _jupyter_server() -> dict | None:
 
 
 def _proxied(server_url: str, port: int) -> bool:
-    """Whether the Jupyter server at `server_url` routes `proxy/<port>/` (any answer but 404 means it does)."""
+    """Whether the Jupyter server at `server_url` has a `proxy/<port>/` route.
+
+    Asked without credentials: jupyter-server-proxy's route answers HEAD (with a redirect to log in), while a
+    server without it has no such route (404) or only its catch-all page, which has no HEAD (405).
+    """
     url = urllib.parse.urlsplit(server_url)
     if url.scheme != "http" or url.port is None:
         return False
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
     try:
         connection.request("HEAD", f"{url.path.rstrip('/')}/proxy/{port}/")
-        return connection.getresponse().status != 404
+        return connection.getresponse().status not in (404, 405)
     except OSError:
         return False
     finally:

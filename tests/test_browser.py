@@ -12,18 +12,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN_FASHION, ROOT
+from conftest import DEBIAN_FASHION, ROOT, jupyterlab
 from playwright.sync_api import expect, sync_playwright
 
 from labkit import netron
-from labkit.netron import CHROMIUM_FLAGS, find_chromium, free_port
+from labkit.netron import CHROMIUM_FLAGS, find_chromium
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")]
@@ -65,30 +62,10 @@ def lab(tmp_path_factory):
         path = root / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    port = free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "PYTHONPATH": str(ROOT),
-           "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces")}
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.base_url={BASE}", f"--ServerApp.root_dir={root}",
-         f"--ServerApp.local_hostnames=['localhost', '{HOST}']", "--allow-root"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    try:
-        api = f"http://127.0.0.1:{port}{BASE}api"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/status?token={TOKEN}", timeout=5):
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()
-                time.sleep(0.5)
-        yield {"port": port, "api": api, "root": root, "url": f"http://{HOST}:{port}{BASE}"}
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
+    options = (f"--ServerApp.local_hostnames=['localhost', '{HOST}']",
+               f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}")
+    with jupyterlab(root, *options, token=TOKEN, base_url=BASE) as lab:
+        yield {**lab, "root": root, "url": f"http://{HOST}:{lab['port']}{BASE}"}
 
 
 @pytest.fixture(scope="module")
