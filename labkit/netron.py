@@ -3,8 +3,9 @@
 Netron's web page is served from the kernel by a small server of ours, one per model, that keeps it quiet and
 working: it sets Netron's `consent` cookie itself (a Set-Cookie from the page's own origin), so the page shows
 neither its cookie screen nor asks https://ipinfo.io where the user is; it forbids connections to other origins
-(CSP `connect-src 'self'`), which also stops Netron's telemetry; and it stamps the page with the serving date,
-because Netron refuses every model 180 days after its build date (9.3.3: 2026-10-23) and the lab pins it.
+(CSP `connect-src 'self'`), which also stops Netron's telemetry; and it leaves out the page's build date,
+because Netron refuses every model 180 days after it (9.3.3: 2026-10-23) and the lab pins Netron. `live_view`
+prints one line once that date has passed, naming the upgrade.
 
 In JupyterLab the IFrame goes through the Jupyter server (jupyter-server-proxy, `<base_url>proxy/<port>/`), so
 the view works wherever JupyterLab is opened from (another host, JupyterHub, a container). Elsewhere (papermill,
@@ -100,8 +101,8 @@ class _NetronServer(http.server.ThreadingHTTPServer):
                 f'<meta name="file" content="data/{urllib.parse.quote(model.name)}">\n'
                 f'<meta name="identifier" content="{html.escape(model.name)}">')
         page = re.sub(r'<meta name="version" content="[^"]*">', lambda _: meta, page)
-        served = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        self.index_html = _DATE.sub(lambda _: f'<meta name="date" content="{served}">', page)
+        # Without a build date Netron's page counts its age from the browser's own clock: never too old.
+        self.index_html = _DATE.sub("", page)
 
 
 def _version() -> str:

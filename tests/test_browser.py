@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from conftest import DEBIAN_FASHION, ROOT, jupyterlab
 from playwright.sync_api import expect, sync_playwright
 
 from labkit import netron
-from labkit.netron import CHROMIUM_FLAGS, find_chromium
+from labkit.netron import CHROMIUM_FLAGS, find_chromium, free_port
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")]
@@ -28,6 +29,7 @@ NOTEBOOKS = ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary
 TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,
         "test_dataset_fraction": 0.05}
 HOST, TOKEN, BASE = "labhost", "labkit-browser-test", "/labkit/"
+GRAPH = "body.default #canvas .graph-node"  # Netron has laid out the graph
 SETTINGS = {"notebook-extension/tracker": {"windowingMode": "none"},  # every cell in the DOM, to read them all
             "apputils-extension/notification": {"checkForUpdates": False, "fetchNews": "false"}}
 SEEN_PROGRESS = """if (window.top === window) {
@@ -150,7 +152,7 @@ def test_structured_pruning_runs_in_jupyterlab_and_netron_shows_the_graph(page, 
     frame = live.locator("iframe")
     assert frame.get_attribute("src").startswith(f"{BASE}proxy/")
     netron_view = live.frame_locator("iframe")
-    netron_view.locator("body.default #canvas .graph-node").first.wait_for(state="attached", timeout=60_000)
+    netron_view.locator(GRAPH).first.wait_for(state="attached", timeout=60_000)
     assert netron_view.locator("#message-text").inner_text() == ""  # no cookie or update notice
     assert page.outside == []  # nothing but the Jupyter server: no ipinfo.io, no telemetry, no direct port
     live.scroll_into_view_if_needed()
@@ -173,22 +175,45 @@ def netron_built_long_ago(tmp_path, monkeypatch):
 
 
 def test_netron_past_its_shelf_life_keeps_showing_graphs(netron_built_long_ago, chromium, tmp_path, capsys):
-    from labkit.netron import live_view, render_svg
-
     model = _tiny_onnx(tmp_path / "tiny.onnx")
-    view = live_view(model, height=400)
+    view = netron.live_view(model, height=400)
     note = capsys.readouterr().out
     assert note.count("\n") == 1 and "pip install -U netron" in note and "requirements.txt" in note
     page = chromium.new_page()
     try:
         page.goto(view.src)
-        page.locator("body.default #canvas .graph-node").first.wait_for(state="attached", timeout=30_000)
+        page.locator(GRAPH).first.wait_for(state="attached", timeout=30_000)
         assert page.locator("#message-text").inner_text() == ""
     finally:
         page.close()
         netron.stop(int(view.src.rstrip("/").rsplit(":", 1)[1]))
-    svg = render_svg(model, tmp_path / "tiny.svg").read_text()
+    svg = netron.render_svg(model, tmp_path / "tiny.svg").read_text()
     assert svg.startswith("<svg") and svg.count("graph-node") >= 3
+
+
+def test_a_browser_clock_past_the_shelf_life_still_shows_the_graph(chromium, tmp_path):
+    """The browser's clock 200 days after Netron's build: labkit's page shows the graph, while Netron's own server
+    (the control) shows only its update notice."""
+    import netron as netron_package
+
+    model = _tiny_onnx(tmp_path / "tiny.onnx")
+    ours = netron.serve(model)
+    theirs = netron_package.start(str(model), address=("127.0.0.1", free_port()), browse=False)
+    context = chromium.new_context()
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("http://127.0.0.1:")
+                  else route.abort())
+    try:
+        page = context.new_page()
+        page.clock.set_fixed_time(netron.build_date() + timedelta(days=200))
+        page.goto(f"http://127.0.0.1:{ours}/")
+        page.locator(GRAPH).first.wait_for(state="attached", timeout=30_000)
+        assert page.locator("#message-text").inner_text() == ""
+        page.goto(f"http://127.0.0.1:{theirs[1]}/")
+        expect(page.locator("#message-text")).to_have_text("Please update to the newest version.")
+    finally:
+        context.close()
+        netron.stop(ours)
+        netron_package.stop(theirs)
 
 
 def _tiny_onnx(path: Path) -> Path:
