@@ -40,11 +40,12 @@ SEEN_PROGRESS = """if (window.top === window) {
 
 
 def tiny_copy(notebook: Path, dest: Path) -> Path:
-    """A copy of a notebook whose parameters cell holds the tiny scale."""
+    """A copy of a notebook whose parameters cell holds the tiny scale and folders beside the copy."""
     nb = json.loads(notebook.read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
     source = "".join(cell["source"])
-    for name, value in TINY.items():
+    folders = {"results_dir": str(dest.parent.parent / "results"), "models_dir": str(dest.parent.parent / "models")}
+    for name, value in {**TINY, **folders}.items():
         source, found = re.subn(rf"^{name} = [^#\n]*", f"{name} = {value!r}  ", source, flags=re.M)
         assert found == 1, name
     cell["source"] = source
@@ -146,6 +147,8 @@ def test_structured_pruning_runs_in_jupyterlab_and_netron_shows_the_graph(page, 
     page.wait_for_function(ALL_RAN, timeout=900_000, polling=1000)
     errors = notebook.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
     assert errors.count() == 0, errors.all_inner_texts()
+    stderr = notebook.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    assert stderr.count() == 0, stderr.all_inner_texts()  # no library noise in JupyterLab either
     assert page.evaluate("window.__labkitProgress === true"), "no widget progress bar was shown"
 
     live = notebook.locator(".jp-CodeCell", has=page.locator("iframe"))
