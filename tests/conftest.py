@@ -106,7 +106,11 @@ def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: 
             yield {"port": port, "pid": server.pid, "api": api, "token": token, "runtime": root / "runtime"}
         finally:
             server.terminate()
-            server.wait(timeout=60)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # Jupyter's shutdown hangs when stopped while a kernel starts
+                server.kill()
+                server.wait()
 
 
 def needs(path: Path, what: str):
