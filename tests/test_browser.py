@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEBIAN_FASHION, ROOT, jupyterlab
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from labkit import netron
@@ -107,7 +108,12 @@ def _api(lab: dict, path: str, method: str = "GET"):
 
 def open_notebook(page, lab: dict, name: str):
     page.goto(f"{lab['url']}lab/tree/notebooks/{name}.ipynb?reset&token={TOKEN}")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)  # its kernel started and answers
+    try:
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)  # its kernel started and answers
+    except PlaywrightTimeoutError as error:  # say what the page and the server saw, to find the cause
+        raise AssertionError(f"kernel of {name} not idle in JupyterLab: status bar "
+                             f"{page.locator('#jp-main-statusbar').inner_text()!r}, server: "
+                             f"{_api(lab, 'sessions')}") from error
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     cells = json.loads((lab["root"] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
     expect(notebook.locator(".jp-Cell")).to_have_count(len(cells))
