@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +95,38 @@ def no_data_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("LABKIT_DATA", raising=False)
     return tmp_path
+
+
+@contextmanager
+def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: str = "/") -> Iterator[dict]:
+    """A headless JupyterLab on a free loopback port serving `root`, its files (runtime, log) in `root`."""
+    from labkit.netron import free_port
+
+    port = free_port()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "PYTHONPATH": str(ROOT)}
+    with (root / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}", f"--ServerApp.root_dir={root}",
+             "--allow-root", *options], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        try:
+            api = f"http://127.0.0.1:{port}{base_url}api"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{api}/status?token={token}", timeout=5):
+                        break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()
+                    time.sleep(0.5)
+            yield {"port": port, "pid": server.pid, "api": api, "token": token, "runtime": root / "runtime"}
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # Jupyter's shutdown hangs when stopped while a kernel starts
+                server.kill()
+                server.wait()
 
 
 def needs(path: Path, what: str):

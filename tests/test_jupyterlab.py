@@ -1,44 +1,39 @@
-"""The workbook opens in JupyterLab: a headless server on loopback serves the four notebooks."""
+"""The workbook opens in JupyterLab, and the live Netron view finds its way through the Jupyter server."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 
-from conftest import ROOT
+import pytest
+from conftest import ROOT, jupyterlab
 
-from labkit.netron import free_port
+from labkit import netron
 
 
-def test_jupyterlab_serves_the_notebooks():
-    port, token = free_port(), "labkit-test"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "JUPYTER_RUNTIME_DIR": "/tmp"})
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(1)
-        with urllib.request.urlopen(f"{base}/api/contents/notebooks?token={token}", timeout=10) as response:
+def test_jupyterlab_serves_the_notebooks(tmp_path):
+    (tmp_path / "notebooks").symlink_to(ROOT / "notebooks")
+    with jupyterlab(tmp_path) as lab:
+        with urllib.request.urlopen(f"{lab['api']}/contents/notebooks?token={lab['token']}", timeout=10) as response:
             listing = json.load(response)
         names = {item["name"] for item in listing["content"]}
         assert {"01_clustering.ipynb", "02_pruning.ipynb", "03_structured_pruning.ipynb",
                 "04_summary.ipynb"} <= names
-        with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as response:
-            assert b"JupyterLab" in response.read()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{lab['port']}/lab?token={lab['token']}", timeout=10) as page:
+            assert b"JupyterLab" in page.read()
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_live_view_goes_through_the_jupyter_server_when_it_has_the_proxy(tmp_path, monkeypatch, proxy):
+    """As a kernel of that server sees it (base URL /user/ada/, as on JupyterHub); without the proxy, the port."""
+    extensions = f"--ServerApp.jpserver_extensions={{'jupyter_server_proxy': {proxy}}}"
+    with jupyterlab(tmp_path, extensions, base_url="/user/ada/") as lab:
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(lab["runtime"]))
+        monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/03_structured_pruning.ipynb")
+        monkeypatch.setenv("JPY_PARENT_PID", str(lab["pid"]))
+        assert netron.view_url(1234) == ("/user/ada/proxy/1234/" if proxy else "http://127.0.0.1:1234/")
+
+
+def test_live_view_outside_a_jupyter_server_points_at_the_port(monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert netron.view_url(1234) == "http://127.0.0.1:1234/"

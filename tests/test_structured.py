@@ -1,14 +1,12 @@
-"""Structured-pruning helpers on their own: the model, its state files, NNI's config, exports, Netron."""
+"""Structured-pruning helpers on their own: the model, its state files, NNI's config, exports."""
 
 from __future__ import annotations
-
-import socket
 
 import numpy as np
 import pytest
 import torch
 
-from labkit import LabkitError, netron, structured, torch_models
+from labkit import LabkitError, structured, torch_models
 from labkit.export import parity, to_onnx, torch_to_tflite
 
 
@@ -88,27 +86,6 @@ def test_exports_agree_with_torch(tmp_path):
     assert not list(tmp_path.glob("*.part.*")) and not list(tmp_path.glob("*.data"))
     with pytest.raises(AssertionError, match="differs from PyTorch"):
         parity(torch_models.FashionClassifier(), onnx_path, tflite_path, batch)
-
-
-def test_netron_takes_a_free_port_when_the_asked_one_is_busy(tmp_path):
-    (tmp_path / "m.onnx").write_bytes(b"")
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        address = netron.serve(tmp_path / "m.onnx", port)
-        try:
-            assert address[1] != port
-        finally:
-            import netron as netron_pkg
-
-            netron_pkg.stop(address)
-
-
-def test_missing_chromium_is_a_visible_note(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(netron, "find_chromium", lambda: None)
-    assert netron.render_svg(tmp_path / "m.onnx", tmp_path / "m.svg") is None
-    assert "no Chromium found" in capsys.readouterr().out
 
 
 def test_checkpoints_keep_a_pruned_model_and_resume_from_it(tmp_path):
