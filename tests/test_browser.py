@@ -120,7 +120,7 @@ def open_notebook(page, lab: dict, name: str):
     deadline = time.monotonic() + 60
     while not (kernel := _kernel_of(lab, name)) or kernel["execution_state"] != "idle" or not kernel["connections"]:
         assert time.monotonic() < deadline, f"kernel of {name} not idle and connected: {_api(lab, 'sessions')}"
-        time.sleep(0.5)
+        page.wait_for_timeout(500)  # not time.sleep: the page's requests pass through our route handler meanwhile
     return notebook, cells
 
 
