@@ -221,8 +221,12 @@ def _smallest_without_loss(keras: list[Record], tests: dict[str, dict[str, Any]]
     if not best:
         return "Every tested compressed variant is measurably less accurate than its control."
     winner, *others = sorted(best.values(), key=lambda r: r["size"]["zipped_bytes"])
-    text = (f"Without a measurable loss, the smallest model is **{winner['name']}** ({winner['method']}): "
-            f"{_numbers(winner, tests[winner['name']])}.")
+    t = tests[winner["name"]]
+    text = (f"Among the variants not called worse than their control, the smallest is **{winner['name']}** "
+            f"({winner['method']}): {_numbers(winner, t)}.")
+    if t["high_pp"] < 0:
+        text += (" Its interval lies wholly below zero, so a small loss is likely, though not every test confirms it"
+                 " (a loss is called only when they all do).")
     if others:
         text += " The smallest such model of each other method: " + ", ".join(
             f"{r['name']} ({r['method']}, {r['size']['times_smaller']:.2f}×)" for r in others) + "."

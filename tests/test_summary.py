@@ -110,7 +110,13 @@ def test_the_winner_without_measurable_loss_comes_from_the_paired_tests():
                compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.5, 0.2, -0.2, 0.4),
                compared_record("pruned-0.5-clustered-16-fp32", "pruning+clustering", 0.85, 90, -6, -4, -5, 1e-9)]
     text = summary.answer_dominance(records)
-    assert "Without a measurable loss, the smallest model is **clustered-16-fp32** (clustering)" in text
+    assert "not called worse than their control, the smallest is **clustered-16-fp32** (clustering)" in text
+    assert "a small loss is likely" not in text  # its interval spans zero
     assert "pruned-0.5-fp32 (pruning, 1.80×)" in text and "pruned-0.5-clustered-16-fp32 (pruning" not in text
     worse = [records[0], records[3]]
     assert "Every tested compressed variant is measurably less accurate" in summary.answer_dominance(worse)
+
+
+def test_an_interval_below_zero_is_not_passed_off_as_no_loss():
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.5, -0.2, -0.35, 0.2)]
+    assert "a small loss is likely" in summary.answer_dominance(records)
