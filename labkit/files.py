@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp makes private 0600 files, a finished file gets the usual permissions
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it into place."""
@@ -17,6 +20,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+            os.fchmod(out.fileno(), 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
