@@ -12,6 +12,7 @@ from labkit.evaluate import load_records
 from labkit.netron import CHROMIUM_FLAGS, find_chromium
 
 pytestmark = pytest.mark.notebook
+COMMITTED = ROOT / "summaries" / "l03_pruning_clustering"
 REPORTS = ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
 SECTIONS = {"01_clustering": ["Weight clustering", "Deflate with ZIP", "Summary"],
             "02_pruning": ["Magnitude pruning", "Prune every variant", "Summary"],
@@ -86,6 +87,13 @@ def assert_clean_offline(seen: dict, name: str) -> None:
 def test_html_report_in_a_browser_with_the_network_blocked(tiny_lab, name):
     path = tiny_lab["summary"] / f"{name}.html"
     assert_clean_offline(open_offline(path, path.with_suffix(".png")), name)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
+@pytest.mark.parametrize("name", REPORTS)
+def test_committed_html_report_is_clean_offline(name, tmp_path):
+    assert_clean_offline(open_offline(COMMITTED / f"{name}.html", tmp_path / f"{name}.png"), name)
 
 
 @pytest.mark.parametrize("name", REPORTS)
