@@ -29,7 +29,7 @@ from labkit.runner import Job, execute
 
 KERAS = ("01_clustering", "02_pruning")
 MAX_RETRIES = 3  # a unit whose worker or node dies is run again this many times
-MARKER = ".labkit-ray-run"  # written by the driver in the results and models folders; every task checks it
+MARKER = ".labkit-ray-run-"  # + run id: the driver's mark in the results and models folders; every task checks it
 
 
 @dataclass
@@ -111,8 +111,7 @@ def run_unit(job: Job, rerun: bool, report: bool, setting: dict[str, Any], queue
     start = time.monotonic()
     queue.put((job.folder.name, job.output or job.notebook, ray.get_runtime_context().get_node_id()))
     for folder in (setting["results"], setting["models"]):
-        marker = Path(folder) / MARKER
-        if not marker.is_file() or marker.read_text() != setting["run"]:
+        if not (Path(folder) / f"{MARKER}{setting['run']}").is_file():
             raise LabkitError(f"{folder} on node {ray.util.get_node_ip_address()} is not the driver's folder: put "
                               "the project, results and models on storage shared by every node, at the same path")
     # Ray sets OMP_NUM_THREADS=1 in its workers: the kernel gets the driver's setting back, so that a unit computes
@@ -130,7 +129,7 @@ def run_unit(job: Job, rerun: bool, report: bool, setting: dict[str, Any], queue
     return (str(output) if output else None), time.monotonic() - start
 
 
-def connect(address: str, results_dir: Path) -> str:
+def connect(address: str) -> str:
     """Start a local Ray instance ("local") or join the cluster at `address`; say where the units will run.
 
     A local instance keeps Ray's token authentication on and listens on the loopback interface only.
@@ -166,19 +165,24 @@ def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, lo
     units = units_for(jobs)
     run = uuid.uuid4().hex
     models = resolve(jobs[0].parameters["models_dir"]) if jobs else results_dir
-    for folder in (results_dir, models):
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MARKER).write_text(run)
+    marks = [results_dir / f"{MARKER}{run}", models / f"{MARKER}{run}"]
     if force:
         redo(units)
-    where = connect(address, results_dir)
-    import ray  # after connect: it sets what Ray reads when imported
-
     try:
-        log(f"running {len(units)} units {where}")
-        return where, _follow(units, force, run, results_dir, models, log)
+        for mark in marks:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+        where = connect(address)
+        import ray  # after connect: it sets what Ray reads when imported
+
+        try:
+            log(f"running {len(units)} units {where}")
+            return where, _follow(units, force, run, results_dir, models, log)
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        for mark in marks:
+            mark.unlink(missing_ok=True)
 
 
 def redo(units: list[Unit]) -> None:

@@ -263,10 +263,10 @@ def run(tasks: list[str], dataset: str = "fashion-mnist", dataset_root: str | No
             if job.notebook == "04_summary":
                 job.parameters["reports"] = report_names(results_dir, jobs)
         start, outputs, on_ray = time.monotonic(), [], None
-        if ray is not None:
+        if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
             from labkit.ray_backend import run_on_ray
 
-            on_ray, outputs = run_on_ray([j for j in jobs if j.folder != results_dir], results_dir, force, ray, log)
+            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log)
             jobs = [j for j in jobs if j.folder == results_dir]
         for i, job in enumerate(jobs, 1):
             elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))

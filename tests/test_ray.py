@@ -34,17 +34,24 @@ class Run:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=env)
         self.lines: list[str] = []
-        self.err = ""
-        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")))
-        self._reader.start()
+        self.errors: list[str] = []
+        self._readers = [threading.Thread(target=lambda out=out, into=into: into.extend(iter(out.readline, "")))
+                         for out, into in ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors))]
+        for reader in self._readers:
+            reader.start()
 
     def said(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
     def finish(self, timeout_s: float = 900) -> int:
-        _, self.err = self.proc.communicate(timeout=timeout_s)
-        self._reader.join()
+        self.proc.wait(timeout=timeout_s)
+        for reader in self._readers:
+            reader.join()
         return self.proc.returncode
+
+    @property
+    def err(self) -> str:
+        return "".join(self.errors)
 
 
 def same_records(reference: Path, folder: Path) -> None:
