@@ -149,8 +149,11 @@ def connect(address: str) -> str:
         ray.init(address=address, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
                  logging_level="WARNING", **({"object_store_memory": 128 * 2**20} if address == "local" else {}))
     except (ConnectionError, ValueError, RuntimeError) as err:
-        raise LabkitError(f"cannot reach Ray at {address} ({str(err).splitlines()[0]}): start the cluster "
-                          "(`ray start --head`) or check --ray-address") from None
+        why = str(err).splitlines()[0]
+        if address == "local":
+            raise LabkitError(f"a local Ray instance did not start ({why}): see /tmp/ray/session_latest/logs") from None
+        raise LabkitError(f"cannot reach Ray at {address} ({why}): start the cluster (`ray start --head`) or check "
+                          "--ray-address") from None
     nodes = [n for n in ray.nodes() if n["Alive"]]
     cpus = int(ray.cluster_resources().get("CPU", 0))
     where = "a local Ray instance" if address == "local" else f"the Ray cluster at {address}"
