@@ -179,7 +179,7 @@ def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, lo
         import ray  # after connect: it sets what Ray reads when imported
 
         try:
-            log(f"running {len(units)} units {where}")
+            log(f"running {len(units)} unit{'s' * (len(units) != 1)} {where}")
             return where, _follow(units, force, run, results_dir, models, log)
         finally:
             ray.shutdown()
