@@ -64,7 +64,7 @@ def split(job: Job) -> list[Job]:
                  for i, s in enumerate(p["sparsities"])]
     if len(parts) < 2:
         return [job]
-    return [replace(job, parameters={**p, **changed}, variants=[v for v in names if v in job.variants] or names,
+    return [replace(job, parameters={**p, **changed}, variants=[v for v in names if v in job.variants],
                     output=f"{job.notebook}.{names[0]}") for changed, names in parts]
 
 
