@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from throughput import training_throughput  # beside this file
+from ray_scaling import ray_scaling  # beside this file
+from throughput import training_throughput
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
 from labkit import onnxrt, report, runner, seeds, stats, summary, tflite
@@ -27,7 +28,8 @@ PUBLISHED = {"clustering": {"MobileNetV2, 32 clusters": 69.74 - 71.78},
 
 
 FORMATS = {"Zipped size against the entropy bound (KB)": ("", ",.1f", ",.1f", ".3f"),
-           "Training throughput of the PyTorch classifier beside the matmul peak": ".0f"}
+           "Training throughput of the PyTorch classifier beside the matmul peak": ".0f",
+           "The same plan sequentially and on local Ray, and the bound on more nodes": ".2f"}
 
 
 def notebook_times(results: Path) -> pd.DataFrame:
@@ -149,6 +151,7 @@ def main() -> None:
         "Zipped size against the entropy bound (KB)": bound_table(records),
         "Accuracy change against the base, beside published TFMOT changes": accuracy_table(records),
         "Training throughput of the PyTorch classifier beside the matmul peak": training_throughput(),
+        "The same plan sequentially and on local Ray, and the bound on more nodes": ray_scaling(),
     }
     for title, table in tables.items():
         print(f"\n## {title}\n")

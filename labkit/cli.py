@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, UnitFailed
 
 COURSE_FILES = {
     "input_model": "state dict of the course's classifier: the base of structured pruning (instead of training one)",
@@ -43,10 +44,15 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)  # `kill` stops a run as cleanly as Ctrl-C
     kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
+    ray = args.ray_address or ((os.environ.get("RAY_ADDRESS") or "local") if args.ray else None)
     try:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path,
-                   args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES})
+                   args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray)
+    except UnitFailed as err:
+        print(f"error: units failed: {err}. Finished units are kept: fix the cause and run the same command again",
+              file=sys.stderr)
+        return 1
     except pm.PapermillExecutionError as err:
         print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; {kept})", file=sys.stderr)
         return 1
@@ -98,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                      help="run the lab once per seed (base and every variant); the summary reports mean ± std "
                           "and each seed (default: 42)")
+    run.add_argument("--ray", action="store_true",
+                     help="run every seed's variants as tasks on a local Ray instance started for the run "
+                          "(on the cluster at $RAY_ADDRESS when set)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="run them on the existing Ray cluster at ADDRESS (its nodes need the project, results "
+                          "and models folders on shared storage at the same path)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="set a notebook parameter, e.g. -p train_samples=600 -p base_epochs=1")
     run.set_defaults(func=_run)

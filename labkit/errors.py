@@ -9,6 +9,10 @@ class LabkitError(Exception):
     """A user-facing error: its message is one line that names what is wrong and how to fix it."""
 
 
+class UnitFailed(Exception):
+    """Units of a Ray run failed: one line naming each with its reason (picklable: it travels from the worker)."""
+
+
 def show_in_one_line(shell: Any) -> None:
     """In a notebook, show a LabkitError as its one line instead of a traceback (the cell still fails, so papermill
     and the runner stop there)."""

@@ -142,6 +142,7 @@ class Job:
     parameters: dict[str, Any]
     variants: list[str]
     folder: Path
+    output: str = ""  # the executed notebook's name when not the notebook's own (a unit of a Ray run)
 
 
 def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
@@ -171,7 +172,7 @@ def reported(results_dir: Path) -> list[Path]:
 
     folders = [results_dir] + [folder(results_dir, seed) for seed in seeds_in(results_dir)[:1]]
     found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
-    return sorted((p for p in found if not p.stem.endswith(".running")), key=lambda p: p.name)
+    return sorted((p for p in found if "." not in p.stem), key=lambda p: p.name)  # not *.running, not units
 
 
 def report_names(results_dir: Path, jobs: list[Job]) -> list[str]:
@@ -213,7 +214,7 @@ def execute(job: Job, force: bool, log) -> Path | None:
     from labkit.evaluate import record_path
 
     source = NOTEBOOKS / f"{job.notebook}.ipynb"
-    output = job.folder / "notebooks" / source.name
+    output = job.folder / "notebooks" / f"{job.output or job.notebook}.ipynb"
     done = [v for v in job.variants if record_path(job.folder, v).is_file()]
     if job.variants and len(done) == len(job.variants) and output.is_file() and not force:
         log(f"skip {job.notebook} ({job.folder.name}): {', '.join(done)} already done (use --force to redo)")
@@ -225,7 +226,7 @@ def execute(job: Job, force: bool, log) -> Path | None:
     # An immediate shutdown kills the kernel when the notebook ends or the run stops: a graceful one asks a kernel
     # that may be mid-cell to quit, and it prints tracebacks from its closed sockets.
     pm.execute_notebook(str(source), str(partial), parameters=parameters, cwd=str(NOTEBOOKS),
-                        progress_bar={"desc": job.notebook, "leave": False}, log_output=False,
+                        progress_bar={"desc": output.stem, "leave": False}, log_output=False,
                         shutdown_kernel="immediate")
     partial.replace(output)
     return output
@@ -235,7 +236,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
         seeds: list[int] | None = None, model_path: str | None = None,
-        course_files: dict[str, str | None] | None = None, log=tqdm.write) -> list[Path]:
+        course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None) -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
     first, the user's files included (see labkit.user_files).
 
@@ -245,6 +246,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     when course files are named. Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab
     summary (over all seeds) and HTML reports of the executed notebooks (the first seed's) go to summary_path
     (default: the committed summary for the lab's own data and models, `<results>/summary` for the user's).
+    With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every seed's variants run
+    as Ray tasks (see labkit.ray_backend); the summary follows here.
     """
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
     tasks = tasks or (["structured-all"] if course_files else ["all"])
@@ -280,7 +283,12 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         for job in jobs:
             if job.notebook == "04_summary":
                 job.parameters["reports"] = report_names(results_dir, jobs)
-        start, outputs = time.monotonic(), []
+        start, outputs, on_ray = time.monotonic(), [], None
+        if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
+            from labkit.ray_backend import run_on_ray
+
+            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log)
+            jobs = [j for j in jobs if j.folder == results_dir]
         for i, job in enumerate(jobs, 1):
             elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
             todo = ", ".join(job.variants) or "all records"
@@ -290,7 +298,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
                 outputs.append(out)
         if plan.summary:
             export_reports(results_dir, summary_dir, log)
-    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}")
+    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
 
