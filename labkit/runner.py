@@ -289,6 +289,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
 
             on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log)
             jobs = [j for j in jobs if j.folder == results_dir]
+            for job in jobs:  # the summary says where the seeds ran
+                job.parameters["executed_on"] = on_ray
         for i, job in enumerate(jobs, 1):
             elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
             todo = ", ".join(job.variants) or "all records"

@@ -293,10 +293,11 @@ def with_interleaved_latency(records: list[Record], results_dir: Path) -> list[R
 
 
 def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, models_dir: Path,
-                  reports: list[str]) -> Path:
+                  reports: list[str], executed_on: str = "") -> Path:
     """Write summary_dir/README.md in the course's shape, with its pictures copied beside it.
 
-    results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's).
+    results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's);
+    executed_on says where the seeds' notebooks ran when that was not here (e.g. "on a local Ray instance: ...").
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
     images = summary_dir / "images"
@@ -307,6 +308,8 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
              f"Generated from the JSON records of one run by `{command}`; every number below is computed, none "
              "typed by hand. Batch-1 latencies were re-measured for all models together, interleaved, when the "
              "summary was written.", ""]
+    if executed_on:
+        parts += [f"The seeds' notebooks ran {executed_on}.", ""]
     bases = [r["params"] for r in (named.get("base-fp32"), named.get("torch-base-fp32")) if r]
     if datasets := sorted({info["dataset"] for info in bases if info.get("dataset")}):
         parts += ["Dataset: " + "; ".join(datasets) + ".", ""]

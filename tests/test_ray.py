@@ -150,9 +150,11 @@ def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequen
     finished = files_state(seed.glob("*.json"))
     assert {"base-fp32.json", "control-1-epochs-fp32.json", "clustered-2-fp32.json"} <= set(finished)
 
-    rerun = Run(CLUSTERED, results, models, "--ray")
+    rerun = Run([*CLUSTERED, "summary"], results, models, "--ray", "--summary-path", str(tmp_path / "summary"))
     assert rerun.finish() == 0, rerun.err
     assert rerun.said("done seed-42/01_clustering.clustered-2-fp32 already done, skipped")
+    readme = (tmp_path / "summary" / "README.md").read_text()
+    assert "The seeds' notebooks ran on a local Ray instance: 1 node" in readme
     after = files_state(seed.glob("*.json"))
     assert {name: after[name] for name in finished} == finished  # kept, not redone
     same_records(sequential, seed)
