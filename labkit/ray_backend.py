@@ -24,8 +24,8 @@ from typing import Any
 
 from labkit.errors import LabkitError, UnitFailed
 from labkit.evaluate import record_path
+from labkit.execution import Job, execute
 from labkit.paths import ROOT, resolve
-from labkit.runner import Job, execute
 
 KERAS = ("01_clustering", "02_pruning")
 MAX_RETRIES = 3  # a unit whose worker or node dies is run again this many times
@@ -247,7 +247,7 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
             log(f"done {unit.name} {said} [{_counts(state)}]")
     if failed:
         raise UnitFailed("; ".join(f"{name}: {why}" for name, why in failed.items()))
-    from labkit.runner import remove_partial_files
+    from labkit.execution import remove_partial_files
 
     remove_partial_files(results_dir)  # left by the kernel of a lost worker
     total, path = critical_path(units, seconds)

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from labkit import user_files
 from labkit.compress import check_clusters, check_sparsity
 from labkit.errors import LabkitError
+from labkit.execution import Job, execute, notebook_parameters, remove_partial_files
 from labkit.lock import hold_folder
 from labkit.paths import ROOT, resolve, shown
 
-NOTEBOOKS = ROOT / "notebooks"
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
@@ -133,18 +133,6 @@ def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:
     return list(chosen)
 
 
-@dataclass
-class Job:
-    """One notebook execution: which notebook, its parameters, the variants it must produce and the folder that
-    holds them (one seed's folder, or the results folder for the summary)."""
-
-    notebook: str
-    parameters: dict[str, Any]
-    variants: list[str]
-    folder: Path
-    output: str = ""  # the executed notebook's name when not the notebook's own (a unit of a Ray run)
-
-
 def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
     """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary."""
     from labkit.seeds import folder  # here, not at the top: it imports the plotting stack, the runner starts fast
@@ -192,44 +180,12 @@ def export_reports(results_dir: Path, summary_dir: Path, log) -> list[Path]:
     return written
 
 
-def notebook_parameters(notebook: str) -> list[str]:
-    """The names in a notebook's `parameters` cell."""
-    import papermill as pm
-
-    return list(pm.inspect_notebook(str(NOTEBOOKS / f"{notebook}.ipynb")))
-
-
 def check_params(params: dict[str, Any], jobs: list[Job]) -> None:
     """Every -p NAME must be a parameter of at least one notebook the run executes."""
     known = {name for job in jobs for name in notebook_parameters(job.notebook)}
     if unknown := sorted(set(params) - known):
         raise LabkitError(f"unknown parameter {', '.join(unknown)}: the notebooks of this run take "
                           f"{', '.join(sorted(known))}")
-
-
-def execute(job: Job, force: bool, log) -> Path | None:
-    """Run one notebook with papermill into its folder's notebooks/, unless all its variants are done."""
-    import papermill as pm
-
-    from labkit.evaluate import record_path
-
-    source = NOTEBOOKS / f"{job.notebook}.ipynb"
-    output = job.folder / "notebooks" / f"{job.output or job.notebook}.ipynb"
-    done = [v for v in job.variants if record_path(job.folder, v).is_file()]
-    if job.variants and len(done) == len(job.variants) and output.is_file() and not force:
-        log(f"skip {job.notebook} ({job.folder.name}): {', '.join(done)} already done (use --force to redo)")
-        return None
-    known = notebook_parameters(job.notebook)
-    parameters = {k: v for k, v in job.parameters.items() if k in known}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.stem + ".running.ipynb")
-    # An immediate shutdown kills the kernel when the notebook ends or the run stops: a graceful one asks a kernel
-    # that may be mid-cell to quit, and it prints tracebacks from its closed sockets.
-    pm.execute_notebook(str(source), str(partial), parameters=parameters, cwd=str(NOTEBOOKS),
-                        progress_bar={"desc": output.stem, "leave": False}, log_output=False,
-                        shutdown_kernel="immediate")
-    partial.replace(output)
-    return output
 
 
 def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root: str | None = None,
@@ -307,14 +263,6 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
 
 def _absolute(path: str | None) -> str | None:
     return str(Path(path).resolve()) if path else None
-
-
-def remove_partial_files(results_dir: Path) -> int:
-    """Delete the temporary files of interrupted atomic writes; no finished file ends in .part."""
-    stale = [p for pattern in ("*.part", "*.part.*") for p in results_dir.rglob(pattern)]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
 
 
 def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, variants: list[str]) -> str:
