@@ -221,6 +221,11 @@ def styled(table: pd.DataFrame, precision: int = 4):
     return table.style.format(precision=precision, na_rep="").format(readable_count, subset=counts)
 
 
+def markdown(table: pd.DataFrame, floatfmt: str = ".4f") -> str:
+    """A table as markdown for the lab summary, with missing values (a base has no control) left blank, not "nan"."""
+    return table.astype(object).where(table.notna(), None).to_markdown(floatfmt=floatfmt, missingval="")
+
+
 def stages_markdown(stages: dict[str, dict[str, Any]]) -> str:
     """The stages table as markdown: integers with thousands separators, empty cells left blank."""
     formats = {"accuracy": ".4f", "latency median (ms)": ".3f", "latency IQR (ms)": ".3f", "parameters": ",.0f",

@@ -47,9 +47,13 @@ def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], l
             yield method, group, [speed_factor(r, _base_of(r, named)) for r in group]
 
 
+SPEED_MARGIN = 1.05  # a speed change under 5 % is not called: it does not carry to another session or machine
+
+
 def clearly_faster(speed: Speed) -> bool:
-    """Faster beyond timing noise: the interval lies above 1 (without one, by more than 25 %)."""
-    return speed[1] > 1 if speed[1] is not None else speed[0] >= 1.25
+    """Faster beyond timing noise and by a margin that matters: the interval lies above 1 and the ratio is at least
+    1.05 (without an interval, by more than 25 %)."""
+    return speed[1] > 1 and speed[0] >= SPEED_MARGIN if speed[1] is not None else speed[0] >= 1.25
 
 
 def _change(record: Record, tests: dict[str, dict[str, Any]]) -> tuple[float, str]:
@@ -77,7 +81,7 @@ def method_table(records: list[Record]) -> pd.DataFrame:
 
 def _speed_words(speeds: list[Speed]) -> str:
     """Batch-1 speed of a method's variants against their base in words, from the intervals when they are known
-    (else within ±25 % counts as unchanged: in-run timings drift that much)."""
+    (changes under 5 % count as unchanged), else within ±25 % counts as unchanged: in-run timings drift that much."""
     ratio = sum(s[0] for s in speeds) / len(speeds)
     if any(s[1] is None for s in speeds):
         if ratio >= 1.25:
@@ -85,12 +89,14 @@ def _speed_words(speeds: list[Speed]) -> str:
         return f"{1 / ratio:.1f}× slower than" if ratio <= 0.8 else f"as fast as ({ratio:.2f}×)"
     low, high = min(s[1] for s in speeds), max(s[2] for s in speeds)
     span = f"95 % CI {low:.2f}–{high:.2f}×"
-    if low > 1:
+    if low > 1 and ratio >= SPEED_MARGIN:
         return f"{ratio:.2f}× faster ({span}) than"
-    if high < 1:
+    if high < 1 and ratio <= 1 / SPEED_MARGIN:
         return f"{1 / ratio:.2f}× slower ({span} as fast) than"
     if all(s[1] <= 1 <= s[2] for s in speeds):
         return f"as fast as ({ratio:.2f}×, {span}: no measurable difference)"
+    if all(1 / SPEED_MARGIN < s[0] < SPEED_MARGIN for s in speeds):
+        return f"as fast as ({ratio:.2f}×, {span}: within 5 %, too little to carry to another machine)"
     return f"on average {ratio:.2f}× as fast as ({span}; the variants differ)"
 
 
@@ -344,10 +350,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     for question, answer in answers(records).items():
         parts += [f"## {question}", "", answer, ""]
     if not (per_seed := seeds.table(records)).empty:
-        parts += ["## Seed by seed", "", per_seed.to_markdown(floatfmt=".4f"), ""]
+        parts += ["## Seed by seed", "", report.markdown(per_seed), ""]
     parts += ["## Methods at a glance", "", method_table(records).to_markdown(), "",
-              "## Metrics of every variant", "", report.variants_table(records).to_markdown(floatfmt=".4f"), "",
-              "## ZIP deflation", "", report.deflation_table(records).to_markdown(floatfmt=".2f"), ""]
+              "## Metrics of every variant", "", report.markdown(report.variants_table(records)), "",
+              "## ZIP deflation", "", report.markdown(report.deflation_table(records), ".2f"), ""]
     parts += ["## Per experiment", ""]
     for r in records:
         md = results_dir / f"{r['name']}-metrics.md"

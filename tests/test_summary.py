@@ -86,6 +86,16 @@ def test_speed_words_come_from_intervals_over_interleaved_rounds():
     assert "only quantized-int8 ran clearly faster" in summary.answer_dominance(timed)
 
 
+def test_a_speedup_under_five_percent_is_not_called_faster_however_tight():
+    rounds = np.full(15, 1.0)
+    timed = [{**r, "latency": {"median_ms": ms, "iqr_ms": 0.0, "rounds_ms": list(ms * rounds * (1 + 1e-3 * i))}}
+             for i, (r, ms) in enumerate(zip(RECORDS, (1.0, 0.4, 1.0, 0.98, 1.0), strict=True))]
+    assert summary.speed_factor(timed[3], timed[0])[1] > 1  # the interval alone would call pruned-0.5 faster
+    lines = summary.answer_quality_and_speed(timed).splitlines()
+    assert "as fast as (1.0" in lines[2] and "within 5 %" in lines[2]
+    assert "only quantized-int8 ran clearly faster" in summary.answer_dominance(timed)
+
+
 def test_a_front_of_worse_variants_still_gets_its_evidence():
     records = [compared_record("clustered-4-fp32", "clustering", 0.80, 46, -12, -10, -11, 1e-9),
                compared_record("clustered-8-fp32", "clustering", 0.85, 60, -7, -5, -6, 1e-9)]
@@ -120,3 +130,12 @@ def test_the_winner_without_measurable_loss_comes_from_the_paired_tests():
 def test_an_interval_below_zero_is_not_passed_off_as_no_loss():
     records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.5, -0.2, -0.35, 0.2)]
     assert "a small loss is likely" in summary.answer_dominance(records)
+
+
+def test_markdown_tables_leave_missing_values_blank():
+    import pandas as pd
+
+    table = pd.DataFrame({"accuracy": [0.9, 0.91234], "Δ vs control": [float("nan"), "-0.10 (n.s.)"]},
+                         index=["base-fp32", "pruned-0.5-fp32"])
+    text = report.markdown(table)
+    assert "nan" not in text.lower() and "0.9123" in text and "-0.10 (n.s.)" in text
