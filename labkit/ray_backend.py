@@ -148,7 +148,7 @@ def connect(address: str) -> str:
     try:
         ray.init(address=address, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
                  logging_level="WARNING", **({"object_store_memory": 128 * 2**20} if address == "local" else {}))
-    except (ConnectionError, ValueError, RuntimeError) as err:
+    except Exception as err:  # Ray raises a bare Exception when its node does not start within 30 s
         why = str(err).splitlines()[0]
         if address == "local":
             raise LabkitError(f"a local Ray instance did not start ({why}): see /tmp/ray/session_latest/logs") from None

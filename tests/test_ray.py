@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 from conftest import ROOT
-from test_robustness import TINY_KERAS, files_state, needs_fashion, wait_for
+from test_robustness import TINY_KERAS, files_state, needs_fashion
 
 from labkit import runner
 from labkit.data.fashion_mnist import FILES
-from labkit.ray_backend import critical_path, units_for
+from labkit.errors import LabkitError
+from labkit.ray_backend import connect, critical_path, units_for
 
 LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}  # loopback, token auth on
 CLUSTERED = ["clustered-2-fp32", "clustered-4-fp32", "clustered-8-fp32"]
@@ -45,6 +48,17 @@ class Run:
 
     def said(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
+
+    def wait_until(self, condition, what: str, timeout_s: float = 600) -> None:
+        """Poll `condition`; when the run ends first (or the generous deadline passes), fail with what it printed."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if self.proc.poll() is not None:
+                self.finish()
+                raise AssertionError(f"the run ended ({self.proc.returncode}) before {what}:\n"
+                                     f"{''.join(self.lines)}{self.err}")
+            assert time.monotonic() < deadline, f"no {what} within {timeout_s} s:\n{''.join(self.lines)}{self.err}"
+            time.sleep(0.1)
 
     def finish(self, timeout_s: float = 900) -> int:
         self.proc.wait(timeout=timeout_s)
@@ -96,6 +110,21 @@ def test_units_split_per_variant_after_the_base_unit():
                                                   "seed-42/03_structured_pruning.structured-0.3"])
 
 
+def test_a_local_ray_that_does_not_start_stops_the_run_in_one_line(monkeypatch):
+    import ray
+
+    for name, value in LOCAL_RAY.items():  # connect sets them; the test's environment gets them back
+        monkeypatch.setenv(name, value)
+
+    def timed_out(**_):  # what Ray 2.60 raises when its raylet does not register within 30 s
+        raise Exception("The current node timed out during startup. This could happen because some of the raylet "
+                        "failed to startup or the GCS has become overloaded.")
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    with pytest.raises(LabkitError, match=r"^a local Ray instance did not start \(The current node timed out"):
+        connect("local")
+
+
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory) -> Path:
     """The reference: the clustering plan run sequentially, as without Ray."""
@@ -107,8 +136,13 @@ def sequential(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def two_nodes(monkeypatch):
-    """A two-node Ray cluster on this machine, one CPU each; the driver joins the head."""
-    for name, value in LOCAL_RAY.items():
+    """A two-node Ray cluster on this machine, one CPU each; the driver joins the head.
+
+    Unlike ray.init, Cluster does not make the token that token authentication needs: without one (a fresh
+    machine has no ~/.ray/auth_token) its GCS server exits and the start times out. The test's own token goes
+    to the nodes and the driver through the environment, leaving the user's home alone.
+    """
+    for name, value in {**LOCAL_RAY, "RAY_AUTH_TOKEN": secrets.token_hex(32)}.items():
         monkeypatch.setenv(name, value)
     from ray.cluster_utils import Cluster
 
@@ -128,8 +162,8 @@ def test_two_nodes_give_the_sequential_records_after_losing_a_worker(tmp_path, s
     run = Run(CLUSTERED, results, tmp_path / "models", "--ray-address", cluster.address)
     # The two units after the base unit need both CPUs: one of them runs on the worker node.
     on_worker = f"on node {worker.node_id[:8]}"
-    wait_for(lambda: run.said(on_worker) and list((seed / "notebooks").glob("*.running.ipynb")), run.proc,
-             "a unit running on the worker node")
+    run.wait_until(lambda: run.said(on_worker) and list((seed / "notebooks").glob("*.running.ipynb")),
+                   "a unit running on the worker node")
     cluster.remove_node(worker, allow_graceful=False)
     assert run.finish() == 0, run.err
     assert run.said("(again: its worker was lost)")
@@ -144,7 +178,7 @@ def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequen
     results, models = tmp_path / "results", tmp_path / "models"
     seed = results / "seed-42"
     run = Run(CLUSTERED, results, models, "--ray")
-    wait_for(lambda: run.said("done seed-42/01_clustering.clustered-2-fp32"), run.proc, "the base unit")
+    run.wait_until(lambda: run.said("done seed-42/01_clustering.clustered-2-fp32"), "the base unit")
     os.kill(run.proc.pid, signal.SIGINT)
     assert run.finish() == 130, run.err
     finished = files_state(seed.glob("*.json"))
@@ -179,7 +213,7 @@ def test_local_ray_listens_on_loopback_with_token_auth_and_names_a_failed_unit(t
     for stem in FILES:  # found, but not a dataset: the first unit's notebook fails
         (damaged / stem).write_bytes(b"not an IDX file")
     run = Run(CLUSTERED[:2], results, tmp_path / "models", "--ray", "-p", f"dataset_root={damaged}")
-    wait_for(lambda: run.said("running seed-42/"), run.proc, "a running unit")
+    run.wait_until(lambda: run.said("running seed-42/"), "a running unit")
     ray_pids = descendants(run.proc.pid)
     addresses = listening(ray_pids)
     assert addresses and all(a.rsplit(":", 1)[0] in ("127.0.0.1", "::ffff:127.0.0.1") for a in addresses), addresses
