@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -111,16 +112,14 @@ def test_units_split_per_variant_after_the_base_unit():
 
 
 def test_a_local_ray_that_does_not_start_stops_the_run_in_one_line(monkeypatch):
-    import ray
-
-    for name, value in LOCAL_RAY.items():  # connect sets them; the test's environment gets them back
-        monkeypatch.setenv(name, value)
-
     def timed_out(**_):  # what Ray 2.60 raises when its raylet does not register within 30 s
         raise Exception("The current node timed out during startup. This could happen because some of the raylet "
                         "failed to startup or the GCS has become overloaded.")
 
-    monkeypatch.setattr(ray, "init", timed_out)
+    # A stand-in for Ray: importing the real one here would fix its settings for the tests after this one.
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(init=timed_out))
+    for name, value in LOCAL_RAY.items():  # connect sets them; the test's environment gets them back
+        monkeypatch.setenv(name, value)
     with pytest.raises(LabkitError, match=r"^a local Ray instance did not start \(The current node timed out"):
         connect("local")
 
