@@ -28,9 +28,11 @@ def tiny_keras(path: Path, classes: int = 3, shape: tuple[int, int, int] = (32, 
 
     layers = tf.keras.layers
     tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([layers.Input(shape), layers.Conv2D(8, 3, activation="relu"),
-                                 layers.BatchNormalization(), layers.MaxPooling2D(4), layers.Flatten(),
-                                 layers.Dense(16, activation="relu"), layers.Dense(classes, activation="softmax")])
+    # Named layers: Keras numbers unnamed ones by how many it has made in this process (conv2d_1, dense_5 …).
+    model = tf.keras.Sequential([layers.Input(shape), layers.Conv2D(8, 3, activation="relu", name="conv2d"),
+                                 layers.BatchNormalization(name="batch_normalization"), layers.MaxPooling2D(4),
+                                 layers.Flatten(), layers.Dense(16, activation="relu", name="dense"),
+                                 layers.Dense(classes, activation="softmax", name="dense_1")])
     model.save(path)
     return path
 
