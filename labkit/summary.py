@@ -180,26 +180,27 @@ def answer_dominance(records: list[Record]) -> str:
     else:
         text += "No compressed variant is on the front. "
     tests = report.tested(records)
-    text += _evidence([_by_name(keras)[n] for n in front], tests) + " " + _smallest_without_loss(keras, tests)
+    evidence, shown = _evidence([_by_name(keras)[n] for n in front], tests)
+    text += evidence + " " + _smallest_without_loss(keras, tests, shown)
     structured = [r for r in records if r["method"] == "structured pruning"]
     fast = [r["name"] for _, group, speeds in _method_groups(records)
             for r, speed in zip(group, speeds, strict=True) if clearly_faster(speed)]
-    text += (" On speed, only " + (", ".join(fast) if fast else "none of the variants") +
-             " ran clearly faster than its base at batch 1.")
+    text += (f" On speed, only {', '.join(fast)}" if fast else " On speed, none of the variants") + \
+        " ran clearly faster than its base at batch 1."
     if structured:
         text += (" Structured pruning is the only method that shrinks both the raw file and the computation, "
                  "so it is the one to pick when latency matters; clustering (with pruning) when download size does.")
     return text
 
 
-def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> str:
+def _evidence(front: list[Record], tests: dict[str, dict[str, Any]]) -> tuple[str, str | None]:
     """One sentence: the smallest tested front variant not measurably worse than its control (else the smallest
-    tested one, worse as it is), with its numbers."""
+    tested one, worse as it is), with its numbers; and that variant's name."""
     tested_front = sorted((r for r in front if r["name"] in tests), key=lambda r: r["size"]["zipped_bytes"])
     if not tested_front:
-        return "No variant on the front was tested against a matched-budget control."
+        return "No variant on the front was tested against a matched-budget control.", None
     r = next((r for r in tested_front if tests[r["name"]]["verdict"] != "worse"), tested_front[0])
-    return f"Evidence: {r['name']} is {_numbers(r, tests[r['name']])}."
+    return f"Evidence: {r['name']} is {_numbers(r, tests[r['name']])}.", r["name"]
 
 
 def _numbers(r: Record, t: dict[str, Any]) -> str:
@@ -212,9 +213,9 @@ def _numbers(r: Record, t: dict[str, Any]) -> str:
             f"{t['p_holm']:.3g}, {r['test_samples']} test images, {n} seed{'s' if n != 1 else ''}): {t['verdict']}")
 
 
-def _smallest_without_loss(keras: list[Record], tests: dict[str, dict[str, Any]]) -> str:
+def _smallest_without_loss(keras: list[Record], tests: dict[str, dict[str, Any]], shown: str | None = None) -> str:
     """Which method wins, and by how much, among the variants with no measurable loss against their control: the
-    smallest such variant, then each other method's smallest such variant.
+    smallest such variant (its numbers unless they were just `shown`), then each other method's smallest such one.
 
     The front counts overlapping accuracy intervals as ties, so it can hold variants that the paired tests find
     worse; this sentence answers from the paired tests alone.
@@ -228,8 +229,11 @@ def _smallest_without_loss(keras: list[Record], tests: dict[str, dict[str, Any]]
         return "Every tested compressed variant is measurably less accurate than its control."
     winner, *others = sorted(best.values(), key=lambda r: r["size"]["zipped_bytes"])
     t = tests[winner["name"]]
-    text = (f"Among the variants not called worse than their control, the smallest is **{winner['name']}** "
-            f"({winner['method']}): {_numbers(winner, t)}.")
+    if winner["name"] == shown:
+        text = "It is also the smallest variant not called worse than its control."
+    else:
+        text = (f"Among the variants not called worse than their control, the smallest is **{winner['name']}** "
+                f"({winner['method']}): {_numbers(winner, t)}.")
     if t["high_pp"] < 0:
         text += (" Its interval lies wholly below zero, so a small loss is likely, though not every test confirms it"
                  " (a loss is called only when they all do).")

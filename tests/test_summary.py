@@ -120,11 +120,22 @@ def test_the_winner_without_measurable_loss_comes_from_the_paired_tests():
                compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.5, 0.2, -0.2, 0.4),
                compared_record("pruned-0.5-clustered-16-fp32", "pruning+clustering", 0.85, 90, -6, -4, -5, 1e-9)]
     text = summary.answer_dominance(records)
-    assert "not called worse than their control, the smallest is **clustered-16-fp32** (clustering)" in text
+    assert "Evidence: clustered-16-fp32" in text and "It is also the smallest variant not called worse" in text
+    assert text.count("95 % CI") == 1  # its numbers are not repeated
     assert "a small loss is likely" not in text  # its interval spans zero
     assert "pruned-0.5-fp32 (pruning, 1.80×)" in text and "pruned-0.5-clustered-16-fp32 (pruning" not in text
     worse = [records[0], records[3]]
     assert "Every tested compressed variant is measurably less accurate" in summary.answer_dominance(worse)
+
+
+def test_a_winner_tied_off_the_front_gets_its_own_numbers():
+    # clustered-4 is worse than the control, but ties clustered-8 on accuracy and is smaller: only it is on the front
+    records = [compared_record("clustered-4-fp32", "clustering", 0.894, 50, -1.2, -0.4, -0.8, 1e-4),
+               compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2)]
+    text = summary.answer_dominance(records)
+    assert "Evidence: clustered-4-fp32" in text and "): worse." in text
+    assert "not called worse than their control, the smallest is **clustered-8-fp32** (clustering)" in text
+    assert "On speed, none of the variants ran clearly faster" in text
 
 
 def test_an_interval_below_zero_is_not_passed_off_as_no_loss():
