@@ -188,6 +188,13 @@ def check_params(params: dict[str, Any], jobs: list[Job]) -> None:
                           f"{', '.join(sorted(known))}")
 
 
+def clock(seconds: float) -> str:
+    """Elapsed time as a clock: 07:05, or 1:26:40 past an hour (a three-seed run takes that long)."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root: str | None = None,
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
@@ -248,7 +255,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             for job in jobs:  # the summary says where the seeds ran
                 job.parameters["executed_on"] = on_ray
         for i, job in enumerate(jobs, 1):
-            elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - start))
+            elapsed = clock(time.monotonic() - start)
             todo = ", ".join(job.variants) or "all records"
             where = f", {job.folder.name}" if job.folder != results_dir else ""
             log(f"[{i}/{len(jobs)}] {job.notebook}{where}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
@@ -256,7 +263,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
                 outputs.append(out)
         if plan.summary:
             export_reports(results_dir, summary_dir, log)
-    log(f"done in {time.strftime('%M:%S', time.gmtime(time.monotonic() - start))}" + (f" {on_ray}" if on_ray else ""))
+    log(f"done in {clock(time.monotonic() - start)}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     return outputs
 

@@ -75,3 +75,9 @@ def test_cli_rejects_bad_input_before_running(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_elapsed_time_keeps_its_hours():
+    from labkit.runner import clock
+
+    assert clock(425.9) == "07:05" and clock(5200) == "1:26:40"
