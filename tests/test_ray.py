@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import types
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import psutil
 import pytest
 from conftest import ROOT
-from test_robustness import TINY_KERAS, files_state, needs_fashion
+from test_robustness import TINY_KERAS, files_state, needs_fashion, wait_for
 
 from labkit import runner
 from labkit.data.fashion_mnist import FILES
@@ -50,16 +49,12 @@ class Run:
     def said(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
-    def wait_until(self, condition, what: str, timeout_s: float = 600) -> None:
-        """Poll `condition`; when the run ends first (or the generous deadline passes), fail with what it printed."""
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if self.proc.poll() is not None:
-                self.finish()
-                raise AssertionError(f"the run ended ({self.proc.returncode}) before {what}:\n"
-                                     f"{''.join(self.lines)}{self.err}")
-            assert time.monotonic() < deadline, f"no {what} within {timeout_s} s:\n{''.join(self.lines)}{self.err}"
-            time.sleep(0.1)
+    def printed(self) -> str:
+        """What the run printed so far (all of it once the run has ended)."""
+        if self.proc.poll() is not None:
+            for reader in self._readers:
+                reader.join()
+        return "\n" + "".join(self.lines) + self.err
 
     def finish(self, timeout_s: float = 900) -> int:
         self.proc.wait(timeout=timeout_s)
@@ -161,8 +156,8 @@ def test_two_nodes_give_the_sequential_records_after_losing_a_worker(tmp_path, s
     run = Run(CLUSTERED, results, tmp_path / "models", "--ray-address", cluster.address)
     # The two units after the base unit need both CPUs: one of them runs on the worker node.
     on_worker = f"on node {worker.node_id[:8]}"
-    run.wait_until(lambda: run.said(on_worker) and list((seed / "notebooks").glob("*.running.ipynb")),
-                   "a unit running on the worker node")
+    wait_for(lambda: run.said(on_worker) and list((seed / "notebooks").glob("*.running.ipynb")), run.proc,
+             "a unit running on the worker node", printed=run.printed)
     cluster.remove_node(worker, allow_graceful=False)
     assert run.finish() == 0, run.err
     assert run.said("(again: its worker was lost)")
@@ -177,7 +172,8 @@ def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequen
     results, models = tmp_path / "results", tmp_path / "models"
     seed = results / "seed-42"
     run = Run(CLUSTERED, results, models, "--ray")
-    run.wait_until(lambda: run.said("done seed-42/01_clustering.clustered-2-fp32"), "the base unit")
+    wait_for(lambda: run.said("done seed-42/01_clustering.clustered-2-fp32"), run.proc, "the base unit",
+             printed=run.printed)
     os.kill(run.proc.pid, signal.SIGINT)
     assert run.finish() == 130, run.err
     finished = files_state(seed.glob("*.json"))
@@ -212,7 +208,7 @@ def test_local_ray_listens_on_loopback_with_token_auth_and_names_a_failed_unit(t
     for stem in FILES:  # found, but not a dataset: the first unit's notebook fails
         (damaged / stem).write_bytes(b"not an IDX file")
     run = Run(CLUSTERED[:2], results, tmp_path / "models", "--ray", "-p", f"dataset_root={damaged}")
-    run.wait_until(lambda: run.said("running seed-42/"), "a running unit")
+    wait_for(lambda: run.said("running seed-42/"), run.proc, "a running unit", printed=run.printed)
     ray_pids = descendants(run.proc.pid)
     addresses = listening(ray_pids)
     assert addresses and all(a.rsplit(":", 1)[0] in ("127.0.0.1", "::ffff:127.0.0.1") for a in addresses), addresses

@@ -31,12 +31,18 @@ def labkit_run(tasks: list[str], results: Path, models: Path, tiny: list[str] = 
                             start_new_session=True)
 
 
-def wait_for(condition, proc: subprocess.Popen, what: str, timeout_s: float = 600) -> None:
-    """Poll `condition` until it holds; fail if the run ends first or the (generous) deadline passes."""
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout_s: float = 600, printed=None) -> None:
+    """Poll `condition` until it holds; fail if the run ends first or the (generous) deadline passes.
+
+    The failure shows what the run printed: `printed()` where threads read its pipes (communicate would race them),
+    else the pipes themselves once it has ended.
+    """
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended ({proc.returncode}) before {what}: "
+                                 f"{printed() if printed else proc.communicate()}")
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s" + (f": {printed()}" if printed else "")
         time.sleep(0.1)
 
 
