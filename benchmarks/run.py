@@ -20,7 +20,7 @@ from throughput import training_throughput
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
 from labkit import onnxrt, report, runner, seeds, stats, summary, tflite
 from labkit.data import load_fashion_mnist, preprocess
-from labkit.evaluate import load_records
+from labkit.records import load_records
 
 # TFMOT's published top-1 changes on ImageNet (percentage points), for scale.
 PUBLISHED = {"clustering": {"MobileNetV2, 32 clusters": 69.74 - 71.78},

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from labkit.errors import LabkitError, UnitFailed
+from labkit.errors import LabkitError, NotWritten, UnitFailed
 
 COURSE_FILES = {
     "input_model": "state dict of the course's classifier: the base of structured pruning (instead of training one)",
@@ -28,11 +28,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from labkit.data import load_dataset
-    from labkit.user_files import dataset_kind
+    from labkit.data import describe, load_dataset
 
-    print(load_dataset(dataset_kind(args.dataset, args.dataset_root), args.dataset_root, args.download_dataset,
-                       seed=0).describe())
+    data = describe(args.dataset, args.dataset_root, args.download_dataset)
+    print(load_dataset(data, seed=0).describe())
+    print(f"checksum {data.sha256} over {data.files} files in {data.root}")
     return 0
 
 
@@ -49,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path,
                    args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray)
+    except NotWritten as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except UnitFailed as err:
         print(f"error: units failed: {err}. Finished units are kept: fix the cause and run the same command again",
               file=sys.stderr)
@@ -97,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         course.add_argument(f"--{name.replace('_', '-')}", default=None, metavar="FILE", help=text)
     run.add_argument("--results-path", default=None, help="results folder (default results/<dataset>)")
     run.add_argument("--summary-path", default=None,
-                     help="folder of the lab summary and HTML reports (default summaries/l03_pruning_clustering; "
-                          "<results>/summary for your own model or data)")
+                     help="folder of the lab summary and HTML reports (default: summaries/l03_pruning_clustering for "
+                          "the lab's default run, `make lab`; <results>/summary for any other run)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",

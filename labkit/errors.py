@@ -9,6 +9,10 @@ class LabkitError(Exception):
     """A user-facing error: its message is one line that names what is wrong and how to fix it."""
 
 
+class NotWritten(Exception):
+    """A run ended without writing an output file the user named (the course's --backup-model, ...): exit code 1."""
+
+
 class UnitFailed(Exception):
     """Units of a Ray run failed: one line naming each with its reason (picklable: it travels from the worker)."""
 

@@ -1,4 +1,4 @@
-"""Measuring one lab variant end to end and keeping its record, so a finished variant is never redone.
+"""Measuring one lab variant end to end and keeping its record (see labkit.records for the record's key).
 
 A variant's JSON record is written last: if it exists, every file of the variant is complete.
 """
@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from labkit import size, stats, tflite
-from labkit.files import atomic_write_bytes, read_json, write_json
+from labkit.files import atomic_write_bytes, write_json
 from labkit.metrics import classification_metrics, confusion_matrix, write_metrics
+from labkit.records import record_path
 
 
 def method_of(name: str) -> str:
@@ -27,10 +28,6 @@ def method_of(name: str) -> str:
         if name.startswith(prefix):
             return method
     return "other"
-
-
-def record_path(results_dir: Path, name: str) -> Path:
-    return Path(results_dir) / f"{name}.json"
 
 
 def predictions_path(results_dir: Path, name: str) -> Path:
@@ -57,21 +54,17 @@ def versus(results_dir: Path, name: str, control: str) -> dict[str, Any]:
     return {"control": control, **stats.paired_delta(ours, theirs), **stats.mcnemar_test(ours, theirs)}
 
 
-def load_record(results_dir: Path, name: str, force: bool = False) -> dict[str, Any] | None:
-    """The finished record of variant `name`, or None if it must be (re)computed."""
-    path = record_path(results_dir, name)
-    return None if force or not path.is_file() else read_json(path)
-
-
 def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str],
                      results_dir: Path, reference: dict[str, Any] | None = None,
                      params: dict[str, Any] | None = None, kernels: dict[str, Any] | None = None,
-                     extra: dict[str, Any] | None = None, control: str | None = None) -> dict[str, Any]:
+                     extra: dict[str, Any] | None = None, control: str | None = None,
+                     key: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a .tflite variant on the test set and write its metrics, picture, zip and JSON record.
 
     `reference` is the FP32 base record: sizes are compared against it. `control` names the variant with the
     same training budget and no compression, whose predictions the accuracy is compared with image by image.
-    `extra` adds method-specific fields to the record (the stages of structured pruning).
+    `extra` adds method-specific fields to the record (the stages of structured pruning). `key` is what made the
+    record (labkit.records): a later run reuses the record only when its key is the same.
     """
     results_dir = Path(results_dir)
     start = time.perf_counter()
@@ -98,15 +91,7 @@ def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: n
         "files": [p.name for p in (*files, Path(tflite_path), Path(str(tflite_path) + ".zip"))],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(extra or {}),
+        "key": key,
     }
     write_json(record_path(results_dir, name), record)
     return record
-
-
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every variant record in a results folder, base first, then by method and name."""
-    records = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
-    records = [r for r in records if "name" in r and "metrics" in r]
-    order = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
-    return sorted(records, key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
-                                          r["params"].get("clusters", 0), r["params"].get("sparsity", 0), r["name"]))

@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from labkit import compress, keras_models, model_inputs, paths, seeds
-from labkit.data import Dataset, load_dataset, preprocess, tf_dataset, train_validation_split
+from labkit import compress, keras_models, model_inputs, paths, records, seeds
+from labkit.data import Dataset, describe, load_dataset, preprocess, tf_dataset, train_validation_split
 from labkit.errors import LabkitError
-from labkit.evaluate import evaluate_variant, load_record
+from labkit.evaluate import evaluate_variant
 from labkit.export import to_int8_tflite, to_tflite
 from labkit.files import read_json, write_json
 from labkit.keras_models import compile_model, load_model, save_model
+from labkit.records import Context, load_record, read_record
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Experiment:
     seed: int
     results_dir: Path
     models_dir: Path
+    context: Context  # what every record of the run shares (data, selection, seed, base): their keys start here
     base_info: dict[str, Any] = field(default_factory=dict)
     user_model: Any = None  # the user's own classifier (--model-path), used as the base instead of training one
     model_path: str | None = None
@@ -67,27 +69,30 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
 
     With `model_path` (the user's Keras classifier), its input shape decides the image size and grayscale or RGB,
     and its output count must match the dataset's classes. Records go to the seed's own folder under results_dir
-    (`seed-<seed>/`), so runs with other seeds sit beside it.
+    (`seed-<seed>/`), so runs with other seeds sit beside it; their keys start from the experiment's context.
     """
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
+    descriptor = describe(dataset, dataset_root, download_dataset)
     user_model = model_inputs.load_classifier(model_path) if model_path else None
     if user_model is not None:
         height, width, channels = model_inputs.input_spec(user_model, image_size)
-        data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, (height, width),
-                            seed, grayscale=channels == 1)
+        data = load_dataset(descriptor, train_samples, test_fraction, (height, width), seed, grayscale=channels == 1)
         model_inputs.check_outputs(user_model, data.num_classes, data.describe())
         data = model_inputs.fit_dataset(data, height, width, channels)
     else:
-        data = load_dataset(dataset, dataset_root, download_dataset, train_samples, test_fraction, image_size, seed)
+        data = load_dataset(descriptor, train_samples, test_fraction, image_size, seed)
     x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train,
                                                             validation_fraction, seed)
+    x_test = preprocess(data.x_test)
+    context = records.context(data, seed, records.KERAS, train_samples, test_fraction, validation_fraction, x_train,
+                              x_val, x_test)
     results_dir, models_dir = seeds.folder(results_dir, seed), paths.resolve(models_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
-    return Experiment(data, x_train, y_train, x_val, y_val, preprocess(data.x_test), data.y_test,
-                      batch_size, seed, results_dir, models_dir, user_model=user_model, model_path=model_path)
+    return Experiment(data, x_train, y_train, x_val, y_val, x_test, data.y_test, batch_size, seed, results_dir,
+                      models_dir, context, user_model=user_model, model_path=model_path)
 
 
 def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, patience: int = 2,
@@ -105,12 +110,13 @@ def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, p
     import tensorflow as tf
 
     if exp.user_model is not None:
-        exp.base_info = {"path": str(Path(exp.model_path).resolve()), "model_path": str(exp.model_path),
+        exp.context.base = records.file_identity(exp.model_path, "--model-path")
+        exp.base_info = {"model_path": Path(exp.model_path).name, "sha256": exp.context.base["sha256"],
                          "trained_now": False, "weights": "the user's model", "history": {},
                          "train_samples": len(exp.x_train), "dataset": exp.data.describe()}
         return exp.user_model
     size = "x".join(map(str, exp.x_train.shape[1:3]))
-    tag = f"{size}-n{len(exp.x_train)}-e{epochs}-p{patience}-lr{learning_rate:g}-s{exp.seed}"
+    tag = f"{size}-n{len(exp.x_train)}-b{exp.batch_size}-e{epochs}-p{patience}-lr{learning_rate:g}-s{exp.seed}"
     if exp.is_pets:
         tag += f"-w{keras_models.weights_tag(weights)}-ft{fine_tune_blocks}"
     path = exp.models_dir / f"{exp.data.key}-base-{tag}.keras"
@@ -134,7 +140,9 @@ def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, p
         trained_now = True
     history = read_json(history_path) if history_path.is_file() else {}
     best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
-    exp.base_info = {"path": str(path), "epochs": best, "max_epochs": epochs, "patience": patience,
+    exp.context.base = records.file_identity(path, "trained here")
+    exp.base_info = {"path": exp.context.base["file"], "sha256": exp.context.base["sha256"], "epochs": best,
+                     "max_epochs": epochs, "patience": patience,
                      "learning_rate": learning_rate, "train_samples": len(exp.x_train), "trained_now": trained_now,
                      "weights": _weights_note(path), "history": history, "dataset": exp.data.describe()}
     if exp.is_pets:
@@ -164,15 +172,17 @@ def accuracy_now(exp: Experiment, model) -> float:
 
 def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
             wrapped: list[str] | None = None, control: dict | None = None, force: bool = False,
-            before: float | None = None) -> dict[str, Any]:
+            before: float | None = None, key: dict[str, Any] | None = None) -> dict[str, Any]:
     """Convert a plain (stripped) Keras model to FP32 TFLite and evaluate it as variant `name`.
 
     `wrapped` names the layers that were compressed; the record keeps their kernel statistics. `control` is the
     record of the uncompressed model with the same training budget, compared image by image; `before` is the
-    accuracy right after compression, before fine-tuning. A finished variant is never written again unless
-    `force`: its record is returned as it is.
+    accuracy right after compression, before fine-tuning. A variant finished with the same key (data, base,
+    settings, libraries) is never written again unless `force`: its record is returned as it is. `key` defaults to
+    the run's context with `params` as the variant's own settings.
     """
-    if record := load_record(exp.results_dir, name, force):
+    key = key or exp.context.key(params, control)
+    if record := load_record(exp.results_dir, name, key, force):
         return record
     path = exp.results_dir / f"{name}.tflite"
     to_tflite(model, path)
@@ -182,15 +192,33 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
         extra["accuracy_before_fine_tuning"] = before
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
                             reference, params, compress.kernel_stats(model, wrapped), extra,
-                            control["name"] if control else None)
+                            control["name"] if control else None, key)
 
 
-def check_budget(control: dict, epochs: int, learning_rate: float) -> None:
-    """A variant is only compared with a control trained exactly as long, at the same learning rate."""
-    trained = (control["params"].get("epochs"), control["params"].get("learning_rate"))
-    if trained != (epochs, learning_rate):
-        raise LabkitError(f"{control['name']} was fine-tuned {trained[0]} epochs at {trained[1]}, the variant "
-                          f"{epochs} at {learning_rate}: pass the control with the same budget")
+def budget(exp: Experiment, epochs: int, learning_rate: float) -> dict[str, Any]:
+    """A fine-tuning budget as records keep it: epochs, learning rate and batch size."""
+    return {"epochs": epochs, "learning_rate": learning_rate, "batch_size": exp.batch_size}
+
+
+def clustering_params(exp: Experiment, clusters: int, epochs: int, learning_rate: float) -> dict[str, Any]:
+    """The settings a clustered variant's record keeps (and its key names)."""
+    return {"clusters": clusters, **budget(exp, epochs, learning_rate), "init": "linear"}
+
+
+def pruning_params(exp: Experiment, sparsity: float, epochs: int, learning_rate: float) -> dict[str, Any]:
+    """The settings a pruned variant's record keeps (and its key names)."""
+    return {"sparsity": sparsity, **budget(exp, epochs, learning_rate), "schedule": "constant"}
+
+
+def check_budget(control: dict, trained: dict[str, Any]) -> None:
+    """A variant is only compared with a control trained exactly as long, at the same learning rate and batch."""
+    theirs = {k: control["params"].get(k) for k in trained}
+    if theirs != trained:
+        def said(b: dict[str, Any]) -> str:
+            return f"{b['epochs']} epochs at {b['learning_rate']} in batches of {b['batch_size']}"
+
+        raise LabkitError(f"{control['name']} was fine-tuned {said(theirs)}, the variant {said(trained)}: pass the "
+                          "control with the same budget")
 
 
 def control_variant(exp: Experiment, base, ref: dict, epochs: int = 1, learning_rate: float = 1e-4,
@@ -200,59 +228,58 @@ def control_variant(exp: Experiment, base, ref: dict, epochs: int = 1, learning_
     Fine-tuning is extra training the base never had; against the base, a variant would be credited with what
     that training bought. Against this control, the difference is the compression's alone.
     """
-    name = f"control-{epochs}-epochs-fp32"
-    if record := load_record(exp.results_dir, name, force):
+    name, params = f"control-{epochs}-epochs-fp32", budget(exp, epochs, learning_rate)
+    if record := load_record(exp.results_dir, name, exp.context.key(params), force):
         return record
     model = compress.copy_model(base)
     fine_tune(model, exp, epochs, learning_rate)
-    return measure(exp, name, model, ref, {"epochs": epochs, "learning_rate": learning_rate}, force=force)
+    return measure(exp, name, model, ref, params, force=True)  # force: its record was looked for above
 
 
 def reference(exp: Experiment, base, force: bool = False) -> dict[str, Any]:
     """The FP32 TFLite base model's record: the reference of every comparison."""
-    return measure(exp, "base-fp32", base, None, dict(exp.base_info), force=force)
+    return measure(exp, "base-fp32", base, None, dict(exp.base_info), force=force, key=exp.context.key({}))
 
 
 def quantized_variant(exp: Experiment, base, ref: dict, force: bool = False) -> dict[str, Any]:
     """INT8 post-training quantization of the base, calibrated on 300 training images."""
-    name = "quantized-int8"
-    if record := load_record(exp.results_dir, name, force):
+    name, params = "quantized-int8", {"calibration_samples": min(300, len(exp.x_train))}
+    key = exp.context.key(params, ref)
+    if record := load_record(exp.results_dir, name, key, force):
         return record
     path = exp.results_dir / f"{name}.tflite"
     to_int8_tflite(base, exp.x_train[:300], path)
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir, ref,
-                            {"calibration_samples": min(300, len(exp.x_train))}, control=ref["name"])
+                            params, control=ref["name"], key=key)
 
 
 def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, control: dict, epochs: int = 1,
                       learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
     """Cluster a copy of the base to `clusters` centroids, fine-tune, strip, convert and measure it."""
-    name = f"clustered-{clusters}-fp32"
-    if record := load_record(exp.results_dir, name, force):
+    name, params = f"clustered-{clusters}-fp32", clustering_params(exp, clusters, epochs, learning_rate)
+    if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, epochs, learning_rate)
+    check_budget(control, budget(exp, epochs, learning_rate))
     model = compress.cluster(base, clusters, only=exp.layer_filter())
     before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate)
-    params = {"clusters": clusters, "epochs": epochs, "learning_rate": learning_rate, "init": "linear"}
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   before=before)
+                   force=True, before=before)
 
 
 def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, control: dict, epochs: int = 1,
                    learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
     """Prune a copy of the base to `sparsity`, fine-tune with the pruning callbacks, strip, convert, measure."""
-    name = f"pruned-{sparsity:g}-fp32"
-    if record := load_record(exp.results_dir, name, force):
+    name, params = f"pruned-{sparsity:g}-fp32", pruning_params(exp, sparsity, epochs, learning_rate)
+    if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, epochs, learning_rate)
+    check_budget(control, budget(exp, epochs, learning_rate))
     model = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
     compress.mask_now(model)
     before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate, compress.pruning_callbacks(exp.results_dir / "logs" / name))
-    params = {"sparsity": sparsity, "epochs": epochs, "learning_rate": learning_rate, "schedule": "constant"}
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   before=before)
+                   force=True, before=before)
 
 
 def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: int, ref: dict, control: dict,
@@ -263,23 +290,23 @@ def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: i
     fine-tuning is the one right after clustering, before the second fine-tuning.
     """
     name = f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
-    if record := load_record(exp.results_dir, name, force):
+    params = {"sparsity": sparsity, "clusters": clusters, **budget(exp, epochs, learning_rate)}
+    if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, 2 * epochs, learning_rate)
+    check_budget(control, budget(exp, 2 * epochs, learning_rate))
     pruned = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
     fine_tune(pruned, exp, epochs, learning_rate, compress.pruning_callbacks())
     model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
     before = accuracy_now(exp, model)
     fine_tune(model, exp, epochs, learning_rate)
-    params = {"sparsity": sparsity, "clusters": clusters, "epochs": epochs, "learning_rate": learning_rate}
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   before=before)
+                   force=True, before=before)
 
 
 def pick_demo(exp: Experiment, values: list, name_of, force: bool = False):
-    """The value to walk through step by step: the middle one not yet done, so a resumed run never redoes a
-    finished variant. When all are done, the middle one: its steps run again to show them, but `measure` keeps
-    its finished record."""
-    pending = [v for v in values if force or load_record(exp.results_dir, name_of(v)) is None]
+    """The value to walk through step by step: the middle one not yet done in this run's context (data, base,
+    seed, libraries), so a resumed run never redoes a finished variant. When all are done, the middle one: its
+    steps run again to show them, but `measure` keeps its finished record."""
+    pending = [v for v in values if force or not exp.context.made(read_record(exp.results_dir, name_of(v)))]
     choices = pending or values
     return choices[len(choices) // 2]

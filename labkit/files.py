@@ -38,6 +38,14 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_if_changed(path: Path, text: str) -> Path:
+    """Write text atomically unless the file already holds exactly it: a finished file is not touched again."""
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    return atomic_write_text(path, text)
+
+
 def write_json(path: Path, record: dict[str, Any]) -> Path:
     """Write a record as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=_plain) + "\n")

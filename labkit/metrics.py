@@ -59,7 +59,12 @@ def metrics_markdown(name: str, values: dict[str, float]) -> str:
 
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: list[str], title: str = ""):
-    """A seaborn heatmap of the row-normalised matrix (share of each true class), counts annotated."""
+    """A seaborn heatmap of the row-normalised matrix (share of each true class), counts annotated.
+
+    Classes that neither occur nor are predicted are left out: a subset of the 37 pet breeds would otherwise draw a
+    37 × 37 grid of empty rows."""
+    seen = np.flatnonzero(cm.sum(axis=0) + cm.sum(axis=1))
+    cm, class_names = cm[np.ix_(seen, seen)], [class_names[i] for i in seen]
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.55 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))

@@ -202,6 +202,12 @@ def find_chromium() -> str | None:
     return None
 
 
+def outdated(svg_path: Path, model_path: Path) -> bool:
+    """Whether a graph picture is missing or older than the model file it shows (as make decides)."""
+    svg_path, model_path = Path(svg_path), Path(model_path)
+    return not svg_path.is_file() or svg_path.stat().st_mtime < model_path.stat().st_mtime
+
+
 def render_svg(model_path: Path, svg_path: Path, timeout_s: float = 60) -> Path | None:
     """Render a model graph to SVG with Netron in headless Chromium; None (with a printed note) without Chromium."""
     chromium = find_chromium()

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError, UnitFailed
-from labkit.evaluate import record_path
-from labkit.execution import Job, execute
+from labkit.execution import Job, execute, stale_lines
 from labkit.paths import ROOT, resolve
+from labkit.records import record_path
 
 KERAS = ("01_clustering", "02_pruning")
 MAX_RETRIES = 3  # a unit whose worker or node dies is run again this many times
@@ -243,6 +243,8 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
                 continue
             state[unit.name] = "done"
             outputs += [Path(output)] if output else []
+            for line in stale_lines(Path(output)) if output else []:
+                log(line)
             said = f"in {seconds[unit.name]:.0f} s" if output else "already done, skipped"
             log(f"done {unit.name} {said} [{_counts(state)}]")
     if failed:

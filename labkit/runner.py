@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from labkit import user_files
 from labkit.compress import check_clusters, check_sparsity
-from labkit.errors import LabkitError
+from labkit.data import describe
+from labkit.errors import LabkitError, NotWritten
 from labkit.execution import Job, execute, notebook_parameters, remove_partial_files
 from labkit.lock import hold_folder
 from labkit.paths import ROOT, resolve, shown
@@ -38,7 +39,7 @@ NAMED_TASKS = {
     "pruned-<s>-clustered-<k>-fp32": "pruning then sparsity-preserving clustering",
     "structured-all": "structured-<s> for s in " + ", ".join(map(str, STRUCTURED)),
     "structured-<s>": "NNI APoZ structured pruning of the PyTorch CNN to sparsity s, ONNX and TFLite",
-    "summary": "the lab summary over the records of every seed in the results folder",
+    "summary": "the lab summary over the records of the run's seeds",
 }
 
 
@@ -133,8 +134,9 @@ def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:
     return list(chosen)
 
 
-def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
-    """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary."""
+def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int], dataset_sha256: str = "") -> list[Job]:
+    """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary of
+    those seeds."""
     from labkit.seeds import folder  # here, not at the top: it imports the plotting stack, the runner starts fast
 
     jobs, results_dir = [], resolve(common["results_dir"])
@@ -142,41 +144,44 @@ def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int]) -> list[Job]:
         where, each = folder(results_dir, seed), {**common, "seed": seed}
         if names := plan.clustering_names():
             jobs.append(Job("01_clustering", {**each, "clusters": plan.clusters or [16],
-                                              "quantize_int8": plan.quantize_int8}, names, where))
+                                              "quantize_int8": plan.quantize_int8}, names, where, "", dataset_sha256))
         if names := plan.pruning_names():
             jobs.append(Job("02_pruning", {**each, "sparsities": plan.sparsities or [plan.combined[0]],
-                                           "combined": plan.combined}, names, where))
+                                           "combined": plan.combined}, names, where, "", dataset_sha256))
         for s in plan.structured:
-            jobs.append(Job("03_structured_pruning", {**each, "sparsity": s}, [f"structured-{s:g}"], where))
+            jobs.append(Job("03_structured_pruning", {**each, "sparsity": s}, [f"structured-{s:g}"], where, "",
+                            dataset_sha256))
     if plan.summary:
-        jobs.append(Job("04_summary", dict(common), [], results_dir))
+        jobs.append(Job("04_summary", {**common, "seeds": seeds}, [], results_dir))
     return jobs
 
 
-def reported(results_dir: Path) -> list[Path]:
-    """The executed notebooks that become HTML reports: the summary's, and those of the first seed (the other
+def reported(results_dir: Path, seeds: list[int]) -> list[Path]:
+    """The executed notebooks that become HTML reports: the summary's, and those of the run's first seed (the other
     seeds' notebooks run the same code and stay in their folders)."""
-    from labkit.seeds import folder, seeds_in
+    from labkit.seeds import folder
 
-    folders = [results_dir] + [folder(results_dir, seed) for seed in seeds_in(results_dir)[:1]]
+    folders = [results_dir, folder(results_dir, seeds[0])]
     found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
     return sorted((p for p in found if "." not in p.stem), key=lambda p: p.name)  # not *.running, not units
 
 
-def report_names(results_dir: Path, jobs: list[Job]) -> list[str]:
+def report_names(results_dir: Path, jobs: list[Job], seeds: list[int]) -> list[str]:
     """The HTML reports the run leaves beside the summary: one per executed notebook."""
-    stems = {p.stem for p in reported(results_dir)} | {job.notebook for job in jobs}
+    stems = {p.stem for p in reported(results_dir, seeds)} | {job.notebook for job in jobs}
     return [f"{stem}.html" for stem in sorted(stems)]
 
 
-def export_reports(results_dir: Path, summary_dir: Path, log) -> list[Path]:
-    """Export the reported notebooks to self-contained HTML files in summary_dir."""
+def export_reports(results_dir: Path, seeds: list[int], summary_dir: Path, log) -> list[Path]:
+    """Export the reported notebooks to self-contained HTML files in summary_dir, as part of its summary."""
     from labkit.html import export_html
+    from labkit.summary import claim
 
     written = []
-    for notebook in reported(results_dir):
+    for notebook in reported(results_dir, seeds):
         written.append(export_html(notebook, summary_dir / f"{notebook.stem}.html"))
         log(f"report {written[-1]}")
+    claim(summary_dir, written)
     return written
 
 
@@ -203,49 +208,53 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
     first, the user's files included (see labkit.user_files).
 
-    The dataset is `dataset`, or recognised from the layout under dataset_root. `model_path` is the user's Keras
-    classifier, the base of the Keras tasks; `course_files` holds the course's structured-pruning files
-    (input_model, backup_model, final_model, onnx_model, tflite_model). Without tasks: all, or structured-all
-    when course files are named. Each seed's records go to `<results>/seed-<seed>/`. With the summary task, the lab
-    summary (over all seeds) and HTML reports of the executed notebooks (the first seed's) go to summary_path
-    (default: the committed summary for the lab's own data and models, `<results>/summary` for the user's).
-    With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every seed's variants run
-    as Ray tasks (see labkit.ray_backend); the summary follows here.
+    The dataset is `dataset`, or recognised from the layout under dataset_root, and described once
+    (labkit.data.describe). `model_path` is the user's Keras classifier, the base of the Keras tasks; `course_files`
+    holds the course's structured-pruning files (input_model, backup_model, final_model, onnx_model,
+    tflite_model), each written by the run or the run fails naming it. Without tasks: all, or structured-all when
+    course files are named. Each seed's records go to `<results>/seed-<seed>/`; a record is reused only when its
+    key matches this run (labkit.records), else it is computed again and a line says what differed. With the
+    summary task, the lab summary (over the run's seeds) and HTML reports of the executed notebooks (the first
+    seed's) go to summary_path: by default the committed summary for the lab's default run only, `<results>/summary`
+    for any other. With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every
+    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here.
     """
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
     tasks = tasks or (["structured-all"] if course_files else ["all"])
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
+    default = _is_default(dataset, dataset_root, results_path, test_dataset_fraction, params, seeds, model_path,
+                          course_files)
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
-    dataset = user_files.dataset_kind(dataset, dataset_root)
-    if plan.structured and (problem := user_files.structured_problem(dataset, dataset_root)):
-        if any(t.startswith("structured-") for spec in tasks for t in spec.split(",")):
+    data = describe(dataset, dataset_root, download_dataset)
+    if plan.structured and (problem := user_files.structured_problem(data)):
+        if any(t.startswith("structured-") for spec in tasks for t in spec.split(",")) or _outputs(course_files):
             raise LabkitError(problem)
         log(f"structured pruning left out of this run: {problem}")
         plan.structured = []
-    results_dir = Path(results_path or ROOT / "results" / dataset).resolve()
-    own = model_path or course_files or dataset in ("image-folder", "idx")  # the committed summary is the lab's own
-    summary_dir = Path(summary_path or (results_dir / "summary" if own else SUMMARY)).resolve()
+    results_dir = Path(results_path or ROOT / "results" / data.kind).resolve()
+    summary_dir = Path(summary_path or (SUMMARY if default else results_dir / "summary")).resolve()
     params = dict(params or {})
     if params.get("weights") not in (None, "none", "imagenet"):
         params["weights"] = _absolute(str(params["weights"]))
     seeds = seeds_of(params, seeds)
-    common = {"dataset": dataset, "dataset_root": dataset_root, "download_dataset": download_dataset,
+    common = {"dataset": data.kind, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": shown(results_dir),
               "summary_dir": shown(summary_dir), "models_dir": "models", "force": force,
               "model_path": model_path, **course_files, **params}
-    jobs = jobs_for(plan, common, seeds)
+    jobs = jobs_for(plan, common, seeds, data.sha256)
     check_params(params, jobs)
     keras = bool(plan.clustering_names() or plan.pruning_names())
-    user_files.check(dataset, dataset_root, model_path, course_files, keras, bool(plan.structured),
-                     params.get("image_size", 128), params.get("weights"))
+    user_files.check(data, model_path, course_files, keras, bool(plan.structured), params.get("image_size", 128),
+                     params.get("weights"))
+    started = time.time()
     with hold_folder(results_dir):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
         for job in jobs:
             if job.notebook == "04_summary":
-                job.parameters["reports"] = report_names(results_dir, jobs)
+                job.parameters["reports"] = report_names(results_dir, jobs, seeds)
         start, outputs, on_ray = time.monotonic(), [], None
         if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
             from labkit.ray_backend import run_on_ray
@@ -262,10 +271,32 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             if out := execute(job, force, log):
                 outputs.append(out)
         if plan.summary:
-            export_reports(results_dir, summary_dir, log)
+            export_reports(results_dir, seeds, summary_dir, log)
     log(f"done in {clock(time.monotonic() - start)}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
+    check_written(course_files, started)
     return outputs
+
+
+def _is_default(dataset: str | None, dataset_root: str | None, results_path: str | None, test_fraction: float,
+                params: dict[str, Any] | None, seeds: list[int] | None, model_path: str | None,
+                course_files: dict[str, str]) -> bool:
+    """Whether this is the lab's own default run (`make lab`): the only run that writes the committed summary."""
+    return (dataset in (None, "fashion-mnist") and not (dataset_root or results_path or params or seeds or model_path
+                                                         or course_files) and test_fraction == 1.0)
+
+
+def _outputs(course_files: dict[str, str]) -> list[str]:
+    return [name for name in user_files.COURSE_OUTPUTS if course_files.get(name)]
+
+
+def check_written(course_files: dict[str, str], since: float) -> None:
+    """Every output file the user named was written by this run; one that was not ends the run with its name."""
+    missing = [f"--{name.replace('_', '-')} {course_files[name]}" for name in _outputs(course_files)
+               if not Path(course_files[name]).is_file() or Path(course_files[name]).stat().st_mtime < since - 1]
+    if missing:
+        raise NotWritten(f"not written: {', '.join(missing)}; the structured-pruning notebook did not produce "
+                         "them (see its executed notebook in the results folder)")
 
 
 def _absolute(path: str | None) -> str | None:
@@ -274,7 +305,7 @@ def _absolute(path: str | None) -> str | None:
 
 def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, variants: list[str]) -> str:
     """The closing table of a run: each seed's variants with their record and files, the reports, the summary."""
-    from labkit.evaluate import record_path
+    from labkit.records import record_path
     from labkit.seeds import folder
 
     lines = [f"results in {results_dir}:"]
@@ -286,5 +317,6 @@ def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, vari
             lines.append(f"  {where.name}/{name:34s} {state}")
     if summary_dir:
         lines.append(f"summary and HTML reports in {summary_dir}:")
-        lines += [f"  {p.name:34s} {p.stat().st_size / 1024:8.0f} KB" for p in sorted(summary_dir.glob("*.*"))]
+        lines += [f"  {p.name:34s} {p.stat().st_size / 1024:8.0f} KB" for p in sorted(summary_dir.glob("*.*"))
+                  if not p.name.startswith(".")]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from labkit import paths, report, stats
-from labkit.evaluate import load_records
+from labkit.records import check_across_seeds, check_one_run, load_records
 
 Record = dict[str, Any]
 
@@ -30,10 +30,15 @@ def seeds_in(results_dir: str | Path) -> list[int]:
     return sorted(int(m[1]) for m in found if m)
 
 
-def load_runs(results_dir: str | Path) -> dict[int, list[Record]]:
-    """Every seed's records, by seed (seeds without records left out)."""
-    runs = {seed: load_records(folder(results_dir, seed)) for seed in seeds_in(results_dir)}
-    return {seed: records for seed, records in runs.items() if records}
+def load_runs(results_dir: str | Path, seeds: list[int] | None = None) -> dict[int, list[Record]]:
+    """The records of the given seeds (default: every seed with a folder), by seed, seeds without records left out.
+    Records that cannot be combined (made by other runs: other data, base or settings) are refused in one line."""
+    runs = {seed: load_records(folder(results_dir, seed)) for seed in seeds or seeds_in(results_dir)}
+    runs = {seed: records for seed, records in runs.items() if records}
+    for seed, records in runs.items():
+        check_one_run(folder(results_dir, seed), records)
+    check_across_seeds(runs)
+    return runs
 
 
 def count(record: Record) -> int:
@@ -120,11 +125,12 @@ def _short(verdict: str) -> str:
     return {"better": "(better)", "worse": "(worse)"}.get(verdict, "(n.s.)")
 
 
-def load(results_dir: str | Path) -> list[Record]:
-    """The records of every seed under results_dir, combined (see `combine`); a one-line error when there are none."""
+def load(results_dir: str | Path, seeds: list[int] | None = None) -> list[Record]:
+    """The records of the given seeds (default: every seed) under results_dir, combined (see `combine`); a one-line
+    error when there are none."""
     from labkit.errors import LabkitError
 
-    if not (runs := load_runs(results_dir)):
+    if not (runs := load_runs(results_dir, seeds)):
         raise LabkitError(f"no variant records under {results_dir}/seed-*: run `python -m labkit run --tasks all` "
                           "first")
     return combine(runs)

@@ -20,6 +20,7 @@ from torch import nn
 from labkit import onnxrt, torch_models
 from labkit.compress import check_sparsity
 from labkit.files import atomic_copy, read_json, write_json
+from labkit.records import STALE, differences
 from labkit.size import deflation
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
@@ -106,13 +107,17 @@ class Checkpoints:
     Stages: base (measured), pruned (masked and sped up), fine-tuned, control (the base trained as long as the
     pruned model, without pruning), exported (ONNX and TFLite written).
     A stage's model is saved as a state dict first and the stage is listed in `<name>-checkpoints.json`
-    last, both atomically: a listed stage is complete. `force` starts from nothing.
+    last, both atomically: a listed stage is complete. Stages kept under another key (other data, base, settings
+    or libraries: see labkit.records) are not reused; one line says what differed. `force` starts from nothing.
     """
 
-    def __init__(self, results_dir: Path, name: str, force: bool = False):
-        self.results_dir, self.name = Path(results_dir), name
+    def __init__(self, results_dir: Path, name: str, key: dict[str, Any], force: bool = False, log=print):
+        self.results_dir, self.name, self.key = Path(results_dir), name, key
         self.path = self.results_dir / f"{name}-checkpoints.json"
         state = {} if force or not self.path.is_file() else read_json(self.path)
+        if state and state.get("key") != key:
+            log(f"{STALE}{name} stages ({self.results_dir.name}): {differences(state.get('key'), key)}")
+            state = {}
         self.done_stages: list[str] = state.get("done", [])
         self.measured: dict[str, dict[str, Any]] = state.get("measured", {})
 
@@ -132,7 +137,7 @@ class Checkpoints:
         if measured is not None:
             self.measured[stage] = measured
         self.done_stages = [s for s in STAGES if s in self.done_stages or s == stage]
-        write_json(self.path, {"done": self.done_stages, "measured": self.measured})
+        write_json(self.path, {"done": self.done_stages, "measured": self.measured, "key": self.key})
 
     def copy_to(self, stage: str, path: str | Path | None) -> Path | None:
         """Write the model saved at `stage` also where the user named it (the course's --backup-model and
@@ -142,6 +147,4 @@ class Checkpoints:
     def load(self, stage: str) -> nn.Module:
         """The model saved at `stage`, rebuilt with its (pruned) layer widths, in evaluation mode."""
         state = torch.load(self.model_path(stage), map_location="cpu", weights_only=True)
-        model = torch_models.FashionClassifier.sized_like(state)
-        model.load_state_dict(state)
-        return model.eval()
+        return torch_models.FashionClassifier.from_state(state).eval()

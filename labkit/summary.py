@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from labkit import report, seeds, stats, tflite
-from labkit.files import atomic_write_text
+from labkit.files import atomic_write_text, read_json, write_json
+from labkit.records import made_by
 
 Record = dict[str, Any]
 TFMOT_METHODS = ["quantization", "clustering", "pruning", "pruning+clustering"]
@@ -276,10 +278,38 @@ def notebook_durations(notebooks: Path) -> dict[str, float]:
     return durations
 
 
-def seed_durations(results_root: Path) -> dict[int, float]:
-    """Wall time in seconds of each seed's notebooks under a results folder, by seed."""
-    return {seed: sum(notebook_durations(seeds.folder(results_root, seed) / "notebooks").values())
-            for seed in seeds.seeds_in(results_root)}
+def seed_durations(results_root: Path, chosen: list[int]) -> dict[int, float]:
+    """Wall time in seconds of the chosen seeds' notebooks under a results folder, by seed."""
+    return {seed: sum(notebook_durations(seeds.folder(results_root, seed) / "notebooks").values()) for seed in chosen}
+
+
+def made_by_table(records: list[Record], used: list[int] | None = None) -> pd.DataFrame:
+    """What made the numbers of each base's records (see labkit.records.made_by), a column per base."""
+    named = _by_name(records)
+    columns = {label: made_by(named[name], used) for label, name in
+               (("Keras base (01, 02)", "base-fp32"), ("PyTorch base (03)", "torch-base-fp32")) if name in named}
+    return pd.DataFrame(columns)
+
+
+MANIFEST = ".labkit-summary.json"  # the files the last summary wrote in its folder
+
+
+def clear(summary_dir: Path) -> None:
+    """Remove what the last summary written to summary_dir left there (its README, pictures and HTML reports, as its
+    manifest lists them), so that a summary folder never holds the files of two runs. Other files stay."""
+    manifest = Path(summary_dir) / MANIFEST
+    if manifest.is_file():
+        for name in read_json(manifest)["files"]:
+            (manifest.parent / name).unlink(missing_ok=True)
+    write_json(manifest, {"files": []})
+
+
+def claim(summary_dir: Path, paths: list[Path]) -> None:
+    """Add files just written to summary_dir to its manifest: the next summary there removes them first."""
+    manifest = Path(summary_dir) / MANIFEST
+    listed = read_json(manifest)["files"] if manifest.is_file() else []
+    names = [str(Path(p).relative_to(summary_dir)) for p in paths]
+    write_json(manifest, {"files": sorted(set(listed) | set(names))})
 
 
 def _copy(src: Path, images: Path) -> str:
@@ -308,21 +338,24 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
 
     results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's);
     executed_on says where the seeds' notebooks ran when that was not here (e.g. "on a local Ray instance: ...").
+    What an earlier summary left in summary_dir is removed first (see `clear`).
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
+    clear(summary_dir)
     images = summary_dir / "images"
     named = _by_name(records)
     used = next((r["by_seed"]["seeds"] for r in records if "by_seed" in r), None)
-    command = "python -m labkit run --tasks all" + (f" --seeds {' '.join(map(str, used))}" if used else "")
     parts = ["# Lab summary: pruning and clustering", "",
-             f"Generated from the JSON records of one run by `{command}`; every number below is computed, none "
-             "typed by hand. Batch-1 latencies were re-measured for all models together, interleaved, when the "
-             "summary was written.", ""]
+             "Generated from the JSON records of one run; every number below is computed, none typed by hand. "
+             "Batch-1 latencies were re-measured for all models together, interleaved, when the summary was "
+             "written.", ""]
     if executed_on:
         parts += [f"The seeds' notebooks ran {executed_on}.", ""]
     bases = [r["params"] for r in (named.get("base-fp32"), named.get("torch-base-fp32")) if r]
     if datasets := sorted({info["dataset"] for info in bases if info.get("dataset")}):
         parts += ["Dataset: " + "; ".join(datasets) + ".", ""]
+    if not (made := made_by_table(records, used)).empty:
+        parts += ["## What made these numbers", "", made.to_markdown(), ""]
     if (base := named.get("base-fp32")) and base["params"].get("model_path"):
         parts += [f"Keras base: the user's model `{base['params']['model_path']}`, used as it is (not trained here); "
                   f"test set of {base['test_samples']} images. Every compressed variant is compared with a control: "
@@ -347,7 +380,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
                   f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}.", ""]
     if durations := notebook_durations(results_dir / "notebooks"):
         parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
-    if len(per_seed := seed_durations(results_dir.parent)) > 1:
+    if len(per_seed := seed_durations(results_dir.parent, used or [])) > 1:
         parts += ["Wall time of each seed (its notebooks 01–03): " + ", ".join(
             f"seed {seed} {s / 60:.1f} min" for seed, s in per_seed.items()) + f"; {sum(per_seed.values()) / 60:.1f} "
             "min in all, before the summary.", ""]
@@ -374,7 +407,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     if not inventory.empty:
         parts += ["## Model files (not committed; `make lab` regenerates them)", "",
                   inventory.to_markdown(index=False, floatfmt=".1f"), ""]
-    return atomic_write_text(summary_dir / "README.md", "\n".join(parts))
+    text = "\n".join(parts)
+    readme = atomic_write_text(summary_dir / "README.md", text)
+    claim(summary_dir, [readme, *(summary_dir / name for name in re.findall(r"\]\((images/[^)]+)\)", text))])
+    return readme
 
 
 def _structured_section(record: Record, results_dir: Path, images: Path) -> list[str]:

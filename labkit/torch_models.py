@@ -14,6 +14,7 @@ from torch import nn
 from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
 from labkit.progress import tqdm
+from labkit.records import Context, file_identity
 from labkit.tflite import summarize_times
 
 
@@ -39,6 +40,13 @@ class FashionClassifier(nn.Module):
         """An untrained classifier with the layer widths of a state dict (a structurally pruned model has fewer)."""
         channels = tuple(state[f"conv{i}.weight"].shape[0] for i in (1, 2, 3))
         return cls(state["fc2.weight"].shape[0], channels, state["fc1.weight"].shape[0])
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> FashionClassifier:
+        """A classifier holding a copy of a state dict's weights, at its layer widths."""
+        model = cls.sized_like(state)
+        model.load_state_dict(state)
+        return model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.conv1(x))
@@ -159,23 +167,24 @@ def save_state(model: nn.Module, path: Path) -> Path:
 
 
 def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int,
-                    seed: int, num_classes: int = 10, data_key: str = "fashion-mnist",
+                    context: Context, num_classes: int = 10, data_key: str = "fashion-mnist",
                     input_model: str | None = None) -> tuple[nn.Module, dict]:
     """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is;
     else loaded from models/, or trained to convergence (early stopping on the validation split, best epoch kept)
-    and cached there with its history. A dataset other than Fashion-MNIST (`data_key`) has its own cached base."""
+    and cached there with its history. The cached file's name holds the data's checksum (`data_key`) and every
+    setting that makes the model. The base's identity (its file and checksum) goes into `context`."""
     from labkit.files import read_json, write_json
 
-    torch.manual_seed(seed)
+    torch.manual_seed(context.seed)
     model = FashionClassifier(num_classes)
     if input_model:
         load_state(model, Path(input_model), "--input-model takes the state dict of the course's classifier")
-        return model, {"path": str(Path(input_model).resolve()), "input_model": str(input_model),
+        context.base = file_identity(input_model, "--input-model")
+        return model, {"input_model": Path(input_model).name, "sha256": context.base["sha256"],
                        "train_samples": len(loader.dataset), "trained_now": False, "history": {}}
     samples, batch = len(loader.dataset), loader.batch_size
-    tag = f"n{samples}-b{batch}-e{epochs}-p{patience}-lr{learning_rate:g}-s{seed}"
-    prefix = "fashion" if data_key == "fashion-mnist" else data_key
-    path = Path(models_dir) / f"{prefix}-classifier-{tag}.pt"
+    tag = f"n{samples}-b{batch}-e{epochs}-p{patience}-lr{learning_rate:g}-s{context.seed}"
+    path = Path(models_dir) / f"{data_key}-classifier-{tag}.pt"
     history_path = path.with_suffix(".history.json")
     trained_now = not path.is_file()
     if trained_now:
@@ -183,8 +192,9 @@ def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, 
         save_state(model, path)  # last: the model file marks a finished base
     else:
         load_state(model, path)
+    context.base = file_identity(path, "trained here")
     history = read_json(history_path) if history_path.is_file() else {}
     best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
-    return model, {"path": str(path), "train_samples": samples, "batch_size": batch, "epochs": best,
-                   "max_epochs": epochs, "patience": patience, "learning_rate": learning_rate,
-                   "trained_now": trained_now, "history": history}
+    return model, {"path": context.base["file"], "sha256": context.base["sha256"], "train_samples": samples,
+                   "batch_size": batch, "epochs": best, "max_epochs": epochs, "patience": patience,
+                   "learning_rate": learning_rate, "trained_now": trained_now, "history": history}

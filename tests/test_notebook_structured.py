@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 from labkit import tflite
-from labkit.evaluate import load_records
 from labkit.netron import find_chromium
+from labkit.records import load_records
 
 pytestmark = pytest.mark.notebook
 
@@ -48,7 +48,8 @@ def test_record_has_every_stage_and_the_tflite_metrics(structured_run):
 def test_pruned_model_is_tested_against_the_base_trained_as_long(structured_run):
     records = {r["name"]: r for r in load_records(structured_run)}
     record, control = records["structured-0.5"], records["torch-control-fp32"]
-    assert control["params"] == {"training_batches": 200, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.0001}
+    assert control["params"] == {"training_batches": 200, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.0001,
+                                 "batch_size": 256}
     test = record["vs_control"]
     assert test["control"] == "torch-control-fp32"
     assert test["delta_pp"] == pytest.approx(100 * (record["metrics"]["accuracy"] - control["metrics"]["accuracy"]))

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_PETS, TINY_LAB, needs
 
 from labkit import compress, runner
-from labkit.evaluate import load_records
+from labkit.records import load_records
 
 pytestmark = pytest.mark.notebook
 
@@ -99,14 +99,14 @@ def test_compression_shrinks_the_zip(fashion_run):
     assert records["quantized-int8"]["size"]["raw_bytes"] < records["base-fp32"]["size"]["raw_bytes"] / 3
 
 
-def test_rerun_skips_finished_notebooks(tiny_lab, tmp_path):
+def test_rerun_skips_finished_notebooks(tiny_lab):
     results = tiny_lab["root"]
     log: list[str] = []
     tasks = ["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32", "structured-0.5"]
     outputs = runner.run(tasks, results_path=str(results), test_dataset_fraction=0.05,
-                         params={**TINY_LAB, "models_dir": str(tmp_path)}, log=log.append)
+                         params={**TINY_LAB, "models_dir": str(tiny_lab["tmp"] / "models")}, log=log.append)
     assert outputs == []
-    assert sum("skip" in line for line in log) == 3
+    assert sum("already done with these settings" in line for line in log) == 3
 
 
 @needs(SHARED_PETS, "the shared Oxford-IIIT Pet sample")
@@ -145,9 +145,9 @@ def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(t
     for seed in (1, 2):
         records = {r["name"] for r in load_records(tmp_path / "results" / f"seed-{seed}")}
         assert records == {"base-fp32", "control-1-epochs-fp32", "clustered-2-fp32"}
-        assert len(list((tmp_path / "models").glob(f"fashion-mnist-base-*-s{seed}.keras"))) == 1
+        assert len(list((tmp_path / "models").glob(f"fashion-mnist-*-base-*-s{seed}.keras"))) == 1
     readme = (tmp_path / "summary" / "README.md").read_text()
-    assert "Seeds: 2 (1, 2)" in readme and "## Seed by seed" in readme and "--tasks all --seeds 1 2" in readme
+    assert "Seeds: 2 (1, 2)" in readme and "## Seed by seed" in readme and "| seed      | 1, 2 " in readme
     assert "Δ vs control, seed 2 (pp)" in readme and "2 seeds)" in readme  # the dominance evidence counts them
     assert sorted(p.name for p in (tmp_path / "summary").glob("*.html")) == ["01_clustering.html", "04_summary.html"]
     assert any("01_clustering, seed-2" in line for line in log)

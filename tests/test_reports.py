@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from labkit.evaluate import load_records
 from labkit.netron import CHROMIUM_FLAGS, find_chromium
+from labkit.records import load_records
 
 pytestmark = pytest.mark.notebook
 COMMITTED = ROOT / "summaries" / "l03_pruning_clustering"

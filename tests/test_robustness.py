@@ -164,7 +164,7 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
              "fine-tuned checkpoint")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    kept = [*models.glob("fashion-classifier-*.pt"), *(seed / f"structured-0.5-{stage}.pt"
+    kept = [*models.glob("*-classifier-*.pt"), *(seed / f"structured-0.5-{stage}.pt"
                                                         for stage in ("pruned", "fine-tuned")),
             seed / "structured-0.5-compress.log"]
     before = files_state(kept)
@@ -183,7 +183,8 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    (models / "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras").write_bytes(b"this is not a model")
+    cached = "fashion-mnist-1cb5a4cf-base-28x28-n270-b64-e1-p2-lr0.001-s42.keras"  # data tag, then the settings
+    (models / cached).write_bytes(b"this is not a model")
     results = tmp_path / "results"
     seed = results / "seed-42"
     seed.mkdir(parents=True)
@@ -192,7 +193,7 @@ def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1
     line = [e for e in err.splitlines() if e.startswith("error:")]
-    assert len(line) == 1 and "fashion-mnist-base-28x28-n270-e1-p2-lr0.001-s42.keras cannot be loaded" in line[0]
+    assert len(line) == 1 and f"{cached} cannot be loaded" in line[0]
     assert (seed / "keep.json").read_text() == "{}"
     assert (seed / "notebooks" / "01_clustering.running.ipynb").is_file()
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from labkit import LabkitError, report, seeds, stats
+from labkit.records import KERAS, Context
 
 
 def record(name, accuracy, delta=None, p=1.0, half=0.2):
@@ -67,12 +68,25 @@ def test_a_variant_missing_in_one_seed_is_left_out():
     assert [r["name"] for r in seeds.combine(runs_)] == ["control"]
 
 
+def keyed(records, seed, train_samples=600):
+    """The records as one run with `train_samples` made them: the control's key, the variant's naming its control."""
+    context = Context({"name": "fashion-mnist", "sha256": "f" * 64}, {"train_samples": train_samples}, seed, KERAS,
+                      {"source": "trained here", "file": f"base-s{seed}.keras", "sha256": f"{seed}" * 64})
+    control, variant = records
+    control["key"] = context.key({"epochs": 1})
+    variant["key"] = context.key({"clusters": 2}, control)
+    return records
+
+
+def write(folder, records):
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (folder / f"{r['name']}.json").write_text(json.dumps(r))
+
+
 def test_seed_folders_are_found_and_loaded(tmp_path):
     for seed, records in runs([-1.0, -1.1, -0.9]).items():
-        folder = seeds.folder(tmp_path, seed)
-        folder.mkdir()
-        for r in records:
-            (folder / f"{r['name']}.json").write_text(json.dumps(r))
+        write(seeds.folder(tmp_path, seed), keyed(records, seed))
     (tmp_path / "seed-x").mkdir()
     (tmp_path / "notebooks").mkdir()
     assert seeds.seeds_in(tmp_path) == [1, 2, 3]
@@ -80,6 +94,37 @@ def test_seed_folders_are_found_and_loaded(tmp_path):
     assert list(table.index) == ["control", "clustered-2"]
     assert table.loc["clustered-2", "Δ vs control, seed 2 (pp)"] == "-1.10 (worse)"
     assert table.loc["clustered-2", "Δ mean ± std (pp)"] == "-1.00 ± 0.10"
+
+
+def test_only_the_seeds_asked_for_are_summarised(tmp_path):
+    for seed, records in runs([-1.0, -1.1, -0.9]).items():
+        write(seeds.folder(tmp_path, seed), keyed(records, seed, train_samples=600 if seed < 3 else 3000))
+    assert seeds.load(tmp_path, [1, 2])[1]["by_seed"]["seeds"] == [1, 2]
+    with pytest.raises(LabkitError, match="seeds 1 and 3 .*selection.train_samples 600 → 3000"):
+        seeds.load(tmp_path)
+
+
+def test_records_of_two_runs_in_one_folder_are_not_combined(tmp_path):
+    control, _ = keyed(runs([-1.0, -1.0, -1.0])[1], 1, train_samples=600)
+    _, variant = keyed(runs([-1.0, -1.0, -1.0])[1], 1, train_samples=3000)
+    write(seeds.folder(tmp_path, 1), [control, variant])
+    with pytest.raises(LabkitError, match=r"seed-1 mixes runs: clustered-2 made from other data or another base "
+                                          r"than control \(selection.train_samples 600 → 3000\)") as err:
+        seeds.load(tmp_path)
+    assert "\n" not in str(err.value) and "--results-path" in str(err.value)
+
+
+def test_a_record_without_a_key_or_compared_with_another_control_is_refused(tmp_path):
+    records = keyed(runs([-1.0, -1.0, -1.0])[1], 1)
+    del records[1]["key"]
+    write(seeds.folder(tmp_path, 1), records)
+    with pytest.raises(LabkitError, match="clustered-2 were made by an older labkit, without a key"):
+        seeds.load(tmp_path)
+    records = keyed(runs([-1.0, -1.0, -1.0])[1], 1)
+    records[0]["key"]["variant"]["epochs"] = 2  # the control was made again, with another budget
+    write(seeds.folder(tmp_path, 1), records)
+    with pytest.raises(LabkitError, match="clustered-2 was compared with another control than the one in the folder"):
+        seeds.load(tmp_path)
 
 
 def test_no_records_is_one_line(tmp_path):

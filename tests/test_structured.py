@@ -90,12 +90,13 @@ def test_exports_agree_with_torch(tmp_path):
 
 def test_checkpoints_keep_a_pruned_model_and_resume_from_it(tmp_path):
     pruned = torch_models.FashionClassifier(channels=(4, 8, 16), hidden=512).eval()
-    checkpoints = structured.Checkpoints(tmp_path, "structured-0.5")
+    key = {"base": {"sha256": "a" * 64}, "variant": {"sparsity": 0.5}}
+    checkpoints = structured.Checkpoints(tmp_path, "structured-0.5", key)
     assert not checkpoints.done("pruned")
     checkpoints.save("pruned", pruned, {"accuracy": 0.5})
     checkpoints.save("base", measured={"accuracy": 0.9})
 
-    resumed = structured.Checkpoints(tmp_path, "structured-0.5")
+    resumed = structured.Checkpoints(tmp_path, "structured-0.5", key)
     assert resumed.done("base") and resumed.done("pruned") and not resumed.done("fine-tuned")
     assert resumed.done_stages == ["base", "pruned"]  # in the lab's order, whatever the order of saving
     assert resumed.measured == {"pruned": {"accuracy": 0.5}, "base": {"accuracy": 0.9}}
@@ -103,6 +104,15 @@ def test_checkpoints_keep_a_pruned_model_and_resume_from_it(tmp_path):
     assert torch_models.shapes(loaded) == torch_models.shapes(pruned)
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(loaded(x), pruned(x))
-    assert not structured.Checkpoints(tmp_path, "structured-0.5", force=True).done("pruned")
+    assert not structured.Checkpoints(tmp_path, "structured-0.5", key, force=True).done("pruned")
     with pytest.raises(ValueError, match="unknown stage 'speedup'"):
         checkpoints.save("speedup")
+
+
+def test_stages_kept_for_another_base_are_not_reused(tmp_path):
+    said: list[str] = []
+    structured.Checkpoints(tmp_path, "structured-0.5", {"base": {"sha256": "a" * 64}}).save("base", measured={})
+    other = structured.Checkpoints(tmp_path, "structured-0.5", {"base": {"sha256": "b" * 64}}, log=said.append)
+    assert not other.done("base") and other.measured == {}
+    assert said == ["recomputing structured-0.5 stages (test_stages_kept_for_another_b0): base.sha256 aaaaaaaaaa… → "
+                    "bbbbbbbbbb…"]

@@ -111,7 +111,8 @@ def test_each_seeds_wall_time_is_the_sum_of_its_notebooks(tmp_path):
         notebooks.mkdir(parents=True)
         for i, seconds in enumerate(durations):
             (notebooks / f"0{i + 1}_x.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": seconds}}}))
-    assert summary.seed_durations(tmp_path) == {42: 180.0, 43: 30.0}
+    assert summary.seed_durations(tmp_path, [42, 43]) == {42: 180.0, 43: 30.0}
+    assert summary.seed_durations(tmp_path, [43]) == {43: 30.0}  # only the seeds of the run
 
 
 def test_the_winner_without_measurable_loss_comes_from_the_paired_tests():

@@ -14,20 +14,21 @@ from conftest import idx_folder
 from PIL import Image
 
 from labkit import cli, runner
-from labkit.data import load_dataset, recognise
+from labkit import records as records_
+from labkit.data import describe, load_dataset, recognise
 from labkit.errors import LabkitError
-from labkit.evaluate import load_records
+from labkit.records import load_records
 
 TINY = {"train_samples": 120, "base_epochs": 1, "batch_size": 32}
 
 
-def tiny_keras(path: Path, classes: int = 3, shape: tuple[int, int, int] = (32, 32, 3)) -> Path:
+def tiny_keras(path: Path, classes: int = 3, shape: tuple[int, int, int] = (32, 32, 3), seed: int = 0) -> Path:
     """A small trained-looking Keras classifier ending in softmax, with a BatchNormalization layer (TFMOT cannot
-    compress its weights)."""
+    compress its weights); its weights drawn with `seed`."""
     import tensorflow as tf
 
     layers = tf.keras.layers
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(seed)
     # Named layers: Keras numbers unnamed ones by how many it has made in this process (conv2d_1, dense_5 …).
     model = tf.keras.Sequential([layers.Input(shape), layers.Conv2D(8, 3, activation="relu", name="conv2d"),
                                  layers.BatchNormalization(name="batch_normalization"), layers.MaxPooling2D(4),
@@ -67,23 +68,23 @@ def test_layouts_are_recognised(tmp_path, pets_dir):
 
 def test_image_folder_splits_by_class_and_reads_every_format(tmp_path):
     root = image_folder(tmp_path / "f", per_class=10)
-    data = load_dataset("image-folder", str(root), image_size=(24, 16), seed=3)
+    data = load_dataset(describe("image-folder", root), image_size=(24, 16), seed=3)
     assert data.class_names == ["class_0", "class_1", "class_2"] and data.x_train.shape[1:] == (24, 16, 3)
     assert np.bincount(data.y_test).tolist() == [2, 2, 2] and len(data.x_train) == 24
-    assert str(root.resolve()) in data.describe()
-    split = load_dataset("image-folder", str(image_folder(tmp_path / "s", split=True)), image_size=16)
+    assert data.describe().startswith("image-folder (f): ") and str(tmp_path) not in data.describe()
+    split = load_dataset(describe("image-folder", image_folder(tmp_path / "s", split=True)), image_size=16)
     assert len(split.x_test) == 15 and len(split.x_train) == 45
     gray = tmp_path / "g"
     for c in ("a", "b"):
         (gray / c).mkdir(parents=True)
         Image.fromarray(np.full((9, 7), 50 if c == "a" else 200, np.uint8)).save(gray / c / "x.png")
         Image.fromarray(np.full((5, 5), 10, np.uint8)).save(gray / c / "y.png")
-    assert load_dataset("image-folder", str(gray), image_size=8).x_train.shape[1:] == (8, 8)
+    assert load_dataset(describe(None, gray), image_size=8).x_train.shape[1:] == (8, 8)
 
 
 def test_idx_files_of_any_size_gzipped_or_not(tmp_path):
     for gz in (True, False):
-        data = load_dataset("idx", str(idx_folder(tmp_path / str(gz), size=12, gz=gz, n=30)))
+        data = load_dataset(describe("idx", idx_folder(tmp_path / str(gz), size=12, gz=gz, n=30)))
         assert data.x_train.shape == (30, 12, 12) and data.class_names == ["0", "1", "2"] and data.name == "idx"
 
 
@@ -131,8 +132,12 @@ def test_the_courses_command_line_runs_on_a_users_model_and_image_folder(tmp_pat
     keras_variants = [n for n in runner.plan_tasks(["all"]).variant_names() if not n.startswith("structured")]
     assert set(records) == {"base-fp32", "control-1-epochs-fp32", "control-2-epochs-fp32", *keras_variants}
     base = records["base-fp32"]
-    assert base["params"]["model_path"] == str(keras_file) and base["params"]["trained_now"] is False
-    assert str(folder.resolve()) in base["dataset"] and "image-folder" in base["dataset"]
+    assert base["params"]["model_path"] == keras_file.name and base["params"]["trained_now"] is False
+    assert base["key"]["base"] == {"source": "--model-path", "file": keras_file.name,
+                                   "sha256": records_.sha256_of(keras_file)}
+    assert base["dataset"].startswith("image-folder (pet-dataset): ")
+    for record in results.glob("*.json"):  # records name files, never a path of the machine that made them
+        assert str(tmp_path) not in record.read_text() and "/work/" not in record.read_text(), record.name
     assert not list((tmp_path / "models").glob("*.keras"))  # no base was trained
     for name in ("clustered-4-fp32", "pruned-0.5-fp32", "pruned-0.5-clustered-16-fp32"):
         assert records[name]["left_alone"] == ["batch_normalization (BatchNormalization)"]
@@ -141,7 +146,8 @@ def test_the_courses_command_line_runs_on_a_users_model_and_image_folder(tmp_pat
     executed = (results / "notebooks" / "01_clustering.ipynb").read_text()
     assert "batch_normalization (BatchNormalization)" in executed and "image-folder (" in executed
     summary = (tmp_path / "build" / "results" / "summary" / "README.md").read_text()  # not the committed summary
-    assert f"Dataset: image-folder ({folder.resolve()})" in summary and str(keras_file) in summary
+    assert "Dataset: image-folder (pet-dataset)" in summary and f"`{keras_file.name}`" in summary
+    assert str(tmp_path) not in summary and str(folder) not in summary
 
 
 def test_idx_files_train_the_lab_base_end_to_end(tmp_path):

@@ -3,20 +3,20 @@ plus their input pipelines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from labkit.data.descriptor import KINDS, Descriptor, describe
 from labkit.data.fashion_mnist import load_fashion_mnist
 from labkit.data.idx import load_idx
 from labkit.data.image_folder import load_image_folder
 from labkit.data.pets import load_pets
 from labkit.data.pipelines import preprocess, tf_dataset, torch_loader
 from labkit.data.splits import Dataset, subset, train_validation_split
-from labkit.errors import LabkitError
 
-KINDS = ("fashion-mnist", "oxford-pets", "image-folder", "idx")
-
-__all__ = ["KINDS", "Dataset", "load_dataset", "load_fashion_mnist", "load_idx", "load_image_folder", "load_pets",
-           "preprocess", "recognise", "subset", "tf_dataset", "torch_loader", "train_validation_split"]
+__all__ = ["KINDS", "Dataset", "Descriptor", "describe", "load_dataset", "load_fashion_mnist", "load_idx",
+           "load_image_folder", "load_pets", "preprocess", "recognise", "subset", "tf_dataset",
+           "torch_loader", "train_validation_split"]
 
 
 def recognise(root: str | Path | None) -> str:
@@ -37,22 +37,20 @@ def recognise(root: str | Path | None) -> str:
     return "fashion-mnist"  # the default: its loader says where it looked and how to get it
 
 
-def load_dataset(name: str, root: str | None = None, download: bool = False, train_samples: int | None = None,
-                 test_fraction: float = 1.0, image_size: int | tuple[int, int] = 128, seed: int = 0,
-                 grayscale: bool | None = None) -> Dataset:
-    """Load dataset `name` (one of KINDS) and cut it to the requested scale.
+def load_dataset(descriptor: Descriptor, train_samples: int | None = None, test_fraction: float = 1.0,
+                 image_size: int | tuple[int, int] = 128, seed: int = 0, grayscale: bool | None = None) -> Dataset:
+    """Load the dataset a descriptor names (see `describe`) and cut it to the requested scale.
 
     image_size (an int for square, or (height, width)) and grayscale apply to the datasets read from image files.
     """
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if name == "fashion-mnist":
-        data = load_fashion_mnist(root, download)
-    elif name == "oxford-pets":
-        data = load_pets(root, download, image_size=size[0], seed=seed)
-    elif name == "image-folder":
+    root = descriptor.root
+    if descriptor.kind == "fashion-mnist":
+        data = load_fashion_mnist(root)
+    elif descriptor.kind == "oxford-pets":
+        data = load_pets(root, image_size=size[0], seed=seed)
+    elif descriptor.kind == "image-folder":
         data = load_image_folder(root, size, grayscale, seed)
-    elif name == "idx":
-        data = load_idx(root, seed)
     else:
-        raise LabkitError(f"unknown dataset {name!r}: use one of {', '.join(KINDS)}")
-    return subset(data, train_samples, test_fraction, seed)
+        data = load_idx(root, seed)
+    return replace(subset(data, train_samples, test_fraction, seed), descriptor=descriptor)

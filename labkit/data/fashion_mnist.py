@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit.data.descriptor import Descriptor
 from labkit.data.download import cache_dir, fetch
 from labkit.data.splits import Dataset
 from labkit.errors import LabkitError
@@ -94,6 +95,19 @@ def read_idx(path: Path, expected_md5: str | None = None) -> np.ndarray:
     if len(body) != int(np.prod(shape)):
         raise LabkitError(f"{path} is truncated: header says {shape}, body has {len(body)} bytes")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def describe(root: str | Path | None = None, download: bool = False) -> Descriptor:
+    """Fashion-MNIST where it is found (downloaded first when asked and missing). Its checksum is that of the official
+    files' content, which loading verifies: Debian's recompressed copy and the upstream files are the same data."""
+    try:
+        folder = find_fashion_mnist(root)
+    except LabkitError:
+        if not download:
+            raise
+        folder = download_fashion_mnist()
+    official = hashlib.sha256("".join(FILES.values()).encode()).hexdigest()
+    return Descriptor("fashion-mnist", folder, tuple(CLASS_NAMES), (28, 28), 1, len(FILES), official)
 
 
 def load_fashion_mnist(root: str | Path | None = None, download: bool = False,

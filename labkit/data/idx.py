@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit.data.descriptor import Descriptor, checksum
 from labkit.data.fashion_mnist import read_idx
 from labkit.data.splits import Dataset, stratified_split
 from labkit.errors import LabkitError
@@ -55,6 +56,18 @@ def image_shape(root: str | Path) -> tuple[int, ...]:
     return tuple(dims[1:])
 
 
+def describe(root: str | Path | None) -> Descriptor:
+    """The IDX files under root: classes from the labels (0..n-1, at least two), image shape from the header."""
+    folder = _folder(root)
+    labels = read_labels(folder)
+    if len(set(labels.tolist())) < 2:
+        raise LabkitError(f"the IDX labels in {folder} hold fewer than two classes: a classifier needs two")
+    shape = image_shape(folder)
+    count, sha = checksum(idx_files(folder).values(), folder)
+    return Descriptor("idx", folder, tuple(str(i) for i in range(int(labels.max()) + 1)), shape[:2],
+                      shape[2] if len(shape) == 3 else 1, count, sha)
+
+
 def _folder(root: str | Path | None) -> Path:
     folder = find_idx(root) if root else None
     if folder is None:
@@ -86,4 +99,4 @@ def load_idx(root: str | Path | None, seed: int = 0, test_fraction: float = 0.2)
     if len(labels) < 2:
         raise LabkitError(f"the IDX labels in {folder} hold {len(labels)} class: a classifier needs at least two")
     return Dataset(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                   class_names=[str(i) for i in range(int(labels.max()) + 1)], name="idx", source=str(folder.resolve()))
+                   class_names=[str(i) for i in range(int(labels.max()) + 1)], name="idx")

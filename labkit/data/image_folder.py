@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from labkit.data.descriptor import Descriptor, checksum
 from labkit.data.splits import Dataset, stratified_split
 from labkit.errors import LabkitError
 
@@ -70,6 +71,19 @@ def is_grayscale(root: str | Path) -> bool:
     return modes <= {"1", "L", "LA", "I", "I;16", "F"}
 
 
+def describe(root: str | Path | None) -> Descriptor:
+    """An image folder, checked through (classes, empty class folders, every image's header) and checksummed."""
+    if root is None:
+        raise LabkitError("--dataset image-folder needs --dataset-root: a folder with one sub-folder of images per "
+                          "class")
+    root = Path(root).resolve()
+    names = class_names(root)
+    channels = 1 if is_grayscale(root) else 3
+    images = [path for part in split_folders(root) for paths in class_folders(part).values() for path in paths]
+    count, sha = checksum(images, root)
+    return Descriptor("image-folder", root, tuple(names), None, channels, count, sha)
+
+
 def _open(path: Path) -> Image.Image:
     try:
         return Image.open(path)
@@ -108,5 +122,4 @@ def load_image_folder(root: str | Path, size: tuple[int, int] = (128, 128), gray
     else:
         train, test = stratified_split(y, test_fraction, seed)
         x, y, x_test, y_test = x[train], y[train], x[test], y[test]
-    return Dataset(x_train=x, y_train=y, x_test=x_test, y_test=y_test, class_names=names, name="image-folder",
-                   source=str(root.resolve()))
+    return Dataset(x_train=x, y_train=y, x_test=x_test, y_test=y_test, class_names=names, name="image-folder")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from labkit.data.descriptor import Descriptor
 from labkit.errors import LabkitError
 
 
@@ -20,7 +20,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: list[str]
     name: str
-    source: str = ""  # the folder it was read from, for the user's own datasets (image folders, IDX files)
+    descriptor: Descriptor | None = None  # what it was loaded from (load_dataset sets it)
 
     @property
     def num_classes(self) -> int:
@@ -28,17 +28,14 @@ class Dataset:
 
     @property
     def key(self) -> str:
-        """The dataset's name in cached model files: a user's dataset adds a digest of its folder, so two image
-        folders never share a cached base model."""
-        if not self.source:
-            return self.name
-        return f"{self.name}-{hashlib.sha1(self.source.encode()).hexdigest()[:8]}"
+        """The dataset's name in cached model files: its kind and the start of its checksum (see Descriptor.tag)."""
+        return self.descriptor.tag if self.descriptor else self.name
 
     def describe(self) -> str:
-        """One line: name (and folder), sample counts, image shape and class count."""
-        where = f" ({self.source})" if self.source else ""
+        """One line: name (and the folder's name for the user's own data), sample counts, image shape and classes."""
+        label = self.descriptor.label() if self.descriptor else self.name
         return (
-            f"{self.name}{where}: {len(self.x_train)} train / {len(self.x_test)} test images of "
+            f"{label}: {len(self.x_train)} train / {len(self.x_test)} test images of "
             f"{tuple(self.x_train.shape[1:])}, {self.num_classes} classes"
         )
 
