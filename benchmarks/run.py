@@ -73,11 +73,10 @@ def interleaved_latency(results: Path, names: list[str], x0: np.ndarray, onnx: d
         sample = x0 if interpreter.get_input_details()[0]["shape"][-1] == 1 else x0.transpose(2, 0, 1)
         calls[name] = tflite.batch1_call(interpreter, sample)
     for label, path in onnx.items():
-        session = onnxrt.load(path)
-        feed = {session.get_inputs()[0].name: x0.transpose(2, 0, 1)[None]}
-        calls[label] = lambda s=session, f=feed: s.run(None, f)
+        calls[label] = onnxrt.batch1_call(onnxrt.load(path), x0.transpose(2, 0, 1))
     measured = tflite.interleaved_latency(calls)
-    return pd.DataFrame([{"model": name, **stats} for name, stats in measured.items()]).set_index("model")
+    return pd.DataFrame([{"model": name, **stats, "runtime": tflite.describe(stats["runtime"])}
+                         for name, stats in measured.items()]).set_index("model")
 
 
 def _model_file(results: Path, name: str, suffix: str) -> Path:
