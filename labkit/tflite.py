@@ -54,14 +54,14 @@ def load(model: str | Path | bytes, num_threads: int = 1, kernels: str = "xnnpac
                           "delete it and convert the model again") from err
 
 
-def partitions(interpreter: Interpreter) -> list[list[int]]:
-    """The graph's ops (by index) that each delegate node runs, one list per partition.
+def partitions(ops: list[dict[str, Any]]) -> list[list[int]]:
+    """The graph's ops (by index) that each delegate node runs, one list per partition, from an interpreter's
+    `_get_ops_details()`.
 
     LiteRT keeps the replaced ops in its node list and appends one DELEGATE node per partition, which reads the
     partition's inputs and writes its outputs: the ops between them, found walking back from the outputs, are the
     ones it took over.
     """
-    ops = interpreter._get_ops_details()
     producer = {int(t): op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
     found = []
     for delegate in (op for op in ops if op["op_name"] == "DELEGATE"):
@@ -102,8 +102,9 @@ def cpu() -> dict[str, Any]:
 def runtime(interpreter: LabInterpreter) -> dict[str, Any]:
     """What runs a model: LiteRT's version, threads and kernels, how many ops XNNPACK took (in how many
     partitions) and which ones the built-in kernels run, and the CPU."""
-    names = {op["index"]: op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"}
-    delegated = partitions(interpreter)
+    ops = interpreter._get_ops_details()
+    names = {op["index"]: op["op_name"] for op in ops if op["op_name"] != "DELEGATE"}
+    delegated = partitions(ops)
     builtin = sorted(set(names) - {i for part in delegated for i in part})
     return {"engine": "LiteRT", "version": version("ai-edge-litert"), "threads": interpreter.threads,
             "kernels": interpreter.kernels, "ops": len(names), "delegated_ops": len(names) - len(builtin),
@@ -112,11 +113,14 @@ def runtime(interpreter: LabInterpreter) -> dict[str, Any]:
 
 
 def describe(runtime: dict[str, Any]) -> str:
-    """A runtime in a few words, e.g. "LiteRT 2.3.0, XNNPACK (7 of 7 ops), 1 thread"."""
+    """A runtime in a few words, e.g. "LiteRT 2.3.0, XNNPACK (7 of 7 ops), 1 thread" or "LiteRT 2.3.0, XNNPACK
+    (2 of 3 ops in 2 partitions; CUMSUM on built-in kernels), 1 thread"."""
     what = f"{runtime['engine']} {runtime['version']}"
     if runtime.get("kernels") == "xnnpack":
         what += f", XNNPACK ({runtime['delegated_ops']} of {runtime['ops']} ops"
-        what += f" in {runtime['partitions']} partitions)" if runtime["partitions"] > 1 else ")"
+        what += f" in {runtime['partitions']} partitions" if runtime["partitions"] > 1 else ""
+        left = runtime["builtin_op_names"]
+        what += f"; {', '.join(left)} on built-in kernels)" if left else ")"
     elif "kernels" in runtime:
         what += ", built-in kernels"
     for detail in ("provider", "cpu_capability"):

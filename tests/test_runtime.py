@@ -49,6 +49,7 @@ def test_ops_xnnpack_cannot_run_stay_with_the_builtin_kernels():
     split = tflite.load(to_tflite(tf.keras.Model(inputs, tf.keras.layers.Dense(4)(hidden))))
     ran = tflite.runtime(split)
     assert (ran["ops"], ran["delegated_ops"], ran["partitions"], ran["builtin_op_names"]) == (3, 2, 2, ["CUMSUM"])
+    assert "XNNPACK (2 of 3 ops in 2 partitions; CUMSUM on built-in kernels)" in tflite.describe(ran)
 
 
 def test_interleaved_timings_name_each_runtime(model):
