@@ -61,6 +61,21 @@ def test_interleaved_timings_name_each_runtime(model):
     assert "built-in kernels, 1 thread" in tflite.describe(timed["builtin"]["runtime"])
 
 
+def test_onnx_runtime_and_pytorch_timings_name_theirs(tmp_path):
+    import torch
+
+    from labkit import onnxrt, torch_models
+    from labkit.export import to_onnx
+
+    model, sample = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4)), torch.zeros(1, 1, 4, 4)
+    session = onnxrt.load(to_onnx(model, sample, tmp_path / "m.onnx"))
+    onnx = onnxrt.latency(session, sample[0].numpy(), warmup=1, runs=3)["runtime"]
+    assert (onnx["engine"], onnx["threads"], onnx["provider"]) == ("ONNX Runtime", 1, "CPUExecutionProvider")
+    pytorch = torch_models.latency(model, sample, warmup=1, runs=3)["runtime"]
+    assert (pytorch["engine"], pytorch["version"], pytorch["threads"]) == ("PyTorch", torch.__version__, 1)
+    assert pytorch["cpu_capability"] and pytorch["cpu"] == onnx["cpu"] == tflite.cpu()
+
+
 def test_the_cpu_is_read_from_cpuinfo_on_x86_and_arm():
     x86 = tflite.cpu_from("model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 fma\nmodel name\t: AMD EPYC\n")
     assert x86["model"] == "AMD EPYC" and x86["vector_extensions"] == ["sse4_2", "avx", "avx2", "fma"]
