@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ray_scaling import ray_scaling  # beside this file
+from runtimes import int8_speedups
 from throughput import training_throughput
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
@@ -28,6 +29,7 @@ PUBLISHED = {"clustering": {"MobileNetV2, 32 clusters": 69.74 - 71.78},
 
 
 FORMATS = {"Zipped size against the entropy bound (KB)": ("", ",.1f", ",.1f", ".3f"),
+           "INT8 against FP32 on each LiteRT runtime, over fresh processes": ".3f",
            "Training throughput of the PyTorch classifier beside the matmul peak": ".0f",
            "The same plan sequentially and on local Ray, and the bound on more nodes": ".2f"}
 
@@ -73,11 +75,10 @@ def interleaved_latency(results: Path, names: list[str], x0: np.ndarray, onnx: d
         sample = x0 if interpreter.get_input_details()[0]["shape"][-1] == 1 else x0.transpose(2, 0, 1)
         calls[name] = tflite.batch1_call(interpreter, sample)
     for label, path in onnx.items():
-        session = onnxrt.load(path)
-        feed = {session.get_inputs()[0].name: x0.transpose(2, 0, 1)[None]}
-        calls[label] = lambda s=session, f=feed: s.run(None, f)
+        calls[label] = onnxrt.batch1_call(onnxrt.load(path), x0.transpose(2, 0, 1))
     measured = tflite.interleaved_latency(calls)
-    return pd.DataFrame([{"model": name, **stats} for name, stats in measured.items()]).set_index("model")
+    return pd.DataFrame([{"model": name, **stats, "runtime": tflite.describe(stats["runtime"])}
+                         for name, stats in measured.items()]).set_index("model")
 
 
 def _model_file(results: Path, name: str, suffix: str) -> Path:
@@ -147,6 +148,8 @@ def main() -> None:
         "Wall time of each notebook": notebook_times(results),
         "Batched evaluation against the course's per-sample loop": batched_vs_loop(results, x),
         "Batch-1 latency, interleaved (ms)": latency.drop(columns="rounds_ms"),
+        "INT8 against FP32 on each LiteRT runtime, over fresh processes": int8_speedups(
+            results / "base-fp32.tflite", results / "quantized-int8.tflite"),
         "Structured pruning: speedup against parameter and FLOP reduction": structured_speedup(records, latency),
         "Zipped size against the entropy bound (KB)": bound_table(records),
         "Accuracy change against the base, beside published TFMOT changes": accuracy_table(records),

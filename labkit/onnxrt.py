@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from labkit.errors import LabkitError
-from labkit.tflite import summarize_times
+from labkit.tflite import Batch1Call, cpu, time_call
 
 
 def load(path: Path):
@@ -29,14 +29,21 @@ def predict(session, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate([session.run(None, {name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)])
 
 
-def latency(session, sample: np.ndarray, warmup: int = 20, runs: int = 200) -> dict[str, float]:
-    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up."""
+def runtime(session) -> dict[str, Any]:
+    """What runs a session: ONNX Runtime's version, threads and execution provider, and the CPU."""
+    import onnxruntime as ort
+
+    return {"engine": "ONNX Runtime", "version": ort.__version__,
+            "threads": session.get_session_options().intra_op_num_threads, "provider": session.get_providers()[0],
+            "cpu": cpu()}
+
+
+def batch1_call(session, sample: np.ndarray) -> Batch1Call:
+    """One batch-1 inference of `sample`, ready to time."""
     feed = {session.get_inputs()[0].name: sample[None].astype(np.float32)}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times[i] = time.perf_counter() - start
-    return summarize_times(times)
+    return Batch1Call(lambda: session.run(None, feed), runtime(session))
+
+
+def latency(session, sample: np.ndarray, warmup: int = 20, runs: int = 200) -> dict[str, Any]:
+    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up, with the runtime that ran it."""
+    return time_call(batch1_call(session, sample), warmup, runs)

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
 
-from labkit import stats
+from labkit import stats, tflite
 
 Record = dict[str, Any]
 METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
@@ -54,7 +54,9 @@ def variants_table(records: list[Record]) -> pd.DataFrame:
             "Δ vs base (pp)": r["accuracy_change_pp"],
             "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
             "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
-            "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"]})
+            "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"],
+            **({"latency, built-in kernels (ms)": r["latency_builtin"]["median_ms"]} if "latency_builtin" in r
+               else {})})
     return pd.DataFrame(rows).set_index("variant")
 
 
@@ -252,7 +254,7 @@ def speedups(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
 def plot_latency(records: list[Record]):
     """Median batch-1 TFLite latency per variant, IQR as error bars, coloured by method: one panel per base model
     (the Keras CNN runs in hundredths of a millisecond, the PyTorch classifier in milliseconds), each on its own
-    scale."""
+    scale, its axis naming the runtime that ran it."""
     keras = keras_records(records)
     groups = [(title, group) for title, group in (("Keras CNN and its variants", keras),
                                                   ("PyTorch classifier and its variants",
@@ -265,7 +267,9 @@ def plot_latency(records: list[Record]):
                               "iqr": [r["latency"]["iqr_ms"] for r in group]})
         sns.barplot(frame, y="variant", x="median", hue="method", palette=COLORS, dodge=False, ax=ax)
         ax.errorbar(frame["median"], range(len(frame)), xerr=frame["iqr"] / 2, fmt="none", color="black", lw=1)
-        ax.set(xlabel="batch-1 latency, median (ms)", ylabel="", title=f"TFLite inference time: {title}")
+        runtime = group[0]["latency"].get("runtime")
+        ax.set(xlabel="batch-1 latency, median (ms)" + (f"; {tflite.describe(runtime)}" if runtime else ""),
+               ylabel="", title=f"TFLite inference time: {title}")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     plt.close(fig)

@@ -27,12 +27,14 @@ def _by_name(records: list[Record]) -> dict[str, Record]:
 Speed = tuple[float, float | None, float | None]  # times faster than the base, and its 95 % interval if known
 
 
-def speed_factor(record: Record, base: Record) -> Speed:
+def speed_factor(record: Record, base: Record, timing: str = "latency") -> Speed:
     """How many times faster than its base at batch 1 (ratio of median latencies), with a 95 % bootstrap interval
-    over the rounds of an interleaved timing (None for in-run timings, which have no rounds)."""
-    ratio = base["latency"]["median_ms"] / record["latency"]["median_ms"]
-    if "rounds_ms" in base["latency"] and "rounds_ms" in record["latency"]:
-        _, low, high = stats.speedup_interval(base["latency"]["rounds_ms"], record["latency"]["rounds_ms"])
+    over the rounds of an interleaved timing (None for in-run timings, which have no rounds). `timing` names the
+    records' latency to compare: "latency" (LiteRT's default, XNNPACK) or "latency_builtin" (built-in kernels)."""
+    ours, theirs = record[timing], base[timing]
+    ratio = theirs["median_ms"] / ours["median_ms"]
+    if "rounds_ms" in theirs and "rounds_ms" in ours:
+        _, low, high = stats.speedup_interval(theirs["rounds_ms"], ours["rounds_ms"])
         return ratio, low, high
     return ratio, None, None
 
@@ -55,7 +57,7 @@ SPEED_MARGIN = 1.05  # a speed change under 5 % is not called: it does not carry
 def clearly_faster(speed: Speed) -> bool:
     """Faster beyond timing noise and by a margin that matters: the interval lies above 1 and the ratio is at least
     1.05 (without an interval, by more than 25 %)."""
-    return speed[1] > 1 and speed[0] >= SPEED_MARGIN if speed[1] is not None else speed[0] >= 1.25
+    return _direction([speed]) > 0
 
 
 def _change(record: Record, tests: dict[str, dict[str, Any]]) -> tuple[float, str]:
@@ -81,19 +83,29 @@ def method_table(records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def _speed_words(speeds: list[Speed]) -> str:
-    """Batch-1 speed of a method's variants against their base in words, from the intervals when they are known
-    (changes under 5 % count as unchanged), else within ±25 % counts as unchanged: in-run timings drift that much."""
+def _direction(speeds: list[Speed]) -> int:
+    """1 if a method's variants are called faster than their base, -1 if slower, 0 if neither: from the intervals
+    when they are known (changes under 5 % count as unchanged), else by more than 25 % (in-run timings drift)."""
     ratio = sum(s[0] for s in speeds) / len(speeds)
     if any(s[1] is None for s in speeds):
-        if ratio >= 1.25:
-            return f"{ratio:.1f}× faster than"
-        return f"{1 / ratio:.1f}× slower than" if ratio <= 0.8 else f"as fast as ({ratio:.2f}×)"
+        return 1 if ratio >= 1.25 else -1 if ratio <= 0.8 else 0
+    if min(s[1] for s in speeds) > 1 and ratio >= SPEED_MARGIN:
+        return 1
+    return -1 if max(s[2] for s in speeds) < 1 and ratio <= 1 / SPEED_MARGIN else 0
+
+
+def _speed_words(speeds: list[Speed]) -> str:
+    """Batch-1 speed of a method's variants against their base in words (see _direction for when a change counts)."""
+    ratio, direction = sum(s[0] for s in speeds) / len(speeds), _direction(speeds)
+    if any(s[1] is None for s in speeds):
+        if direction:
+            return f"{ratio:.1f}× faster than" if direction > 0 else f"{1 / ratio:.1f}× slower than"
+        return f"as fast as ({ratio:.2f}×)"
     low, high = min(s[1] for s in speeds), max(s[2] for s in speeds)
     span = f"95 % CI {low:.2f}–{high:.2f}×"
-    if low > 1 and ratio >= SPEED_MARGIN:
+    if direction > 0:
         return f"{ratio:.2f}× faster ({span}) than"
-    if high < 1 and ratio <= 1 / SPEED_MARGIN:
+    if direction < 0:
         return f"{1 / ratio:.2f}× slower ({span} as fast) than"
     if all(s[1] <= 1 <= s[2] for s in speeds):
         return f"as fast as ({ratio:.2f}×, {span}: no measurable difference)"
@@ -118,8 +130,32 @@ def answer_quality_and_speed(records: list[Record]) -> str:
         same = sum(verdict == "no measurable difference" for _, verdict in changes.values())
         lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; {same} of {len(group)} "
                      f"variant(s) with no measurable difference; batch-1 TFLite inference "
-                     f"{_speed_words(speeds)} its FP32 base.")
+                     f"{_speed_words(speeds)} its FP32 base{_builtin_speed(method, group, speeds, records)}.")
     return "\n".join(lines)
+
+
+# Why INT8 loses under XNNPACK and wins under the built-in kernels on an AVX2 CPU without VNNI, as measured
+# layer by layer in benchmarks/README.md ("Which runtime ran").
+INT8_ON_AVX2 = ("on this AVX2 CPU without VNNI, XNNPACK's INT8 convolution kernel reads 8 input channels per "
+                "kernel tap, so the one-channel first convolution does 8× the multiplications of its FP32 kernel, "
+                "and the later layers win too little back, while the built-in kernels run INT8 on ruy, faster than "
+                "their FP32 path on Eigen (per-layer timings in benchmarks/README.md)")
+
+
+def _builtin_speed(method: str, group: list[Record], speeds: list[Speed], records: list[Record]) -> str:
+    """For INT8, the same comparison on LiteRT's built-in kernels beside XNNPACK's, and why they disagree."""
+    base = _base_of(group[0], _by_name(records))
+    if method != "quantization" or not all("latency_builtin" in r for r in (base, *group)):
+        return ""
+    builtin = [speed_factor(r, base, "latency_builtin") for r in group]
+    text = f" with XNNPACK (LiteRT's default), and {_speed_words(builtin)} it with the built-in kernels"
+    if _direction(speeds) == _direction(builtin):
+        return text
+    extensions = base["latency"].get("runtime", {}).get("cpu", {}).get("vector_extensions", [])
+    measured_case = (_direction(speeds), _direction(builtin)) == (-1, 1) and "avx2" in extensions and not any(
+        "vnni" in e for e in extensions)
+    return text + ": " + (INT8_ON_AVX2 if measured_case else "the two runtimes' kernels differ (see "
+                          "benchmarks/README.md for how)")
 
 
 def answer_times_smaller(records: list[Record]) -> str:
@@ -319,7 +355,8 @@ def _copy(src: Path, images: Path) -> str:
 
 
 def with_interleaved_latency(records: list[Record], results_dir: Path) -> list[Record]:
-    """Records whose batch-1 TFLite latency is re-measured for all variants together, interleaved.
+    """Records whose batch-1 TFLite latency is re-measured for all variants together, interleaved, on XNNPACK
+    (LiteRT's default: `latency`) and on the built-in kernels (`latency_builtin`), each naming its runtime.
 
     Each notebook timed its variants minutes apart, so machine drift can make equal models look 20 % apart;
     timing them round-robin in one go makes the speed comparison fair. The in-run figure stays as latency_in_run.
@@ -327,9 +364,26 @@ def with_interleaved_latency(records: list[Record], results_dir: Path) -> list[R
     calls = {}
     for r in records:
         model = next(Path(results_dir) / f for f in r["files"] if f.endswith(".tflite"))
-        calls[r["name"]] = tflite.batch1_call(tflite.load(model))
+        for kernels in tflite.KERNELS:
+            calls[f"{kernels} {r['name']}"] = tflite.batch1_call(tflite.load(model, kernels=kernels))
     measured = tflite.interleaved_latency(calls)
-    return [{**r, "latency": measured[r["name"]], "latency_in_run": r["latency"]} for r in records]
+    return [{**r, "latency": measured[f"xnnpack {r['name']}"], "latency_builtin": measured[f"builtin {r['name']}"],
+             "latency_in_run": r["latency"]} for r in records]
+
+
+def timing_note(records: list[Record]) -> str:
+    """Where the speed figures come from: the CPU and the runtimes of the base's timings."""
+    base = _by_name(records).get("base-fp32") or records[0]
+    if "runtime" not in base["latency"]:
+        return "Batch-1 latencies are the notebooks' own; their runtime was not recorded."
+    when = ("were re-measured for all models together, interleaved, when the summary was written"
+            if "rounds_ms" in base["latency"] else "are the notebooks' own")
+    text = (f"Batch-1 latencies {when}, on {tflite.describe_cpu(base['latency']['runtime']['cpu'])}: with "
+            f"{tflite.describe(base['latency']['runtime'])}")
+    if "latency_builtin" in base:
+        text += (", LiteRT's default, which every speed figure below uses unless it says otherwise, and with "
+                 f"{tflite.describe(base['latency_builtin']['runtime'])}")
+    return text + "."
 
 
 def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, models_dir: Path,
@@ -346,9 +400,8 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     named = _by_name(records)
     used = next((r["by_seed"]["seeds"] for r in records if "by_seed" in r), None)
     parts = ["# Lab summary: pruning and clustering", "",
-             "Generated from the JSON records of one run; every number below is computed, none typed by hand. "
-             "Batch-1 latencies were re-measured for all models together, interleaved, when the summary was "
-             "written.", ""]
+             f"Generated from the JSON records of one run; every number below is computed, none typed by hand. "
+             f"{timing_note(records)}", ""]
     if executed_on:
         parts += [f"The seeds' notebooks ran {executed_on}.", ""]
     bases = [r["params"] for r in (named.get("base-fp32"), named.get("torch-base-fp32")) if r]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import pickle
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
 from labkit.progress import tqdm
 from labkit.records import Context, file_identity
-from labkit.tflite import summarize_times
+from labkit.tflite import Batch1Call, cpu, time_call
 
 
 class FashionClassifier(nn.Module):
@@ -117,9 +117,16 @@ def predict(model: nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(scores), np.concatenate(labels)
 
 
+def runtime() -> dict[str, Any]:
+    """What runs a batch-1 timing here: PyTorch's version on one thread, the vector code it dispatches to (e.g.
+    AVX2), and the CPU."""
+    return {"engine": "PyTorch", "version": torch.__version__, "threads": 1,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu": cpu()}
+
+
 @torch.no_grad()
-def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int = 200) -> dict[str, float]:
-    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up, on one thread.
+def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int = 200) -> dict[str, Any]:
+    """Batch-1 inference time in ms (median, IQR, p10, p90) after a warm-up, on one thread, with its runtime.
 
     One thread, as in the TFLite and ONNX Runtime measurements: an edge device runs one request on one core,
     and thread hand-offs make batch-1 timings of a small model noisy.
@@ -129,16 +136,9 @@ def latency(model: nn.Module, sample: torch.Tensor, warmup: int = 20, runs: int 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for _ in range(warmup):
-            model(x)
-        times = np.empty(runs)
-        for i in range(runs):
-            start = time.perf_counter()
-            model(x)
-            times[i] = time.perf_counter() - start
+        return time_call(Batch1Call(lambda: model(x), runtime()), warmup, runs)
     finally:
         torch.set_num_threads(threads)
-    return summarize_times(times)
 
 
 def shapes(model: nn.Module) -> dict[str, list[int]]:

@@ -121,7 +121,7 @@ def test_entropy_bound_of_a_tflite_file(keras_model, tmp_path):
 
 def test_interleaved_rounds_visit_the_models_in_changing_orders_each_block_warmed():
     seen: list[str] = []
-    calls = {name: (lambda n=name: seen.append(n)) for name in "abcd"}
+    calls = {name: tflite.Batch1Call(lambda n=name: seen.append(n), {}) for name in "abcd"}
     tflite.interleaved_latency(calls, rounds=6, runs=2, warmup=1, seed=3)
     blocks = [seen[i:i + 3] for i in range(0, len(seen), 3)]  # one warm-up call, then the two timed runs
     assert all(len(set(block)) == 1 for block in blocks) and len(blocks) == 24
