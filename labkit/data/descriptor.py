@@ -1,9 +1,9 @@
 """A dataset recognised once: its kind, the folder it was found in, its classes, image shape, channels, and a checksum
 of its files.
 
-The runner makes it before any notebook starts and checks the user's files against it; the loaders read the folder
-it names; every record carries its identity (kind and checksum, never a path), so a result made from other data, or
-from the same files changed in place, is never taken for this one's.
+`labkit.data.describe` makes it: the runner before any notebook starts, to check the user's files against it; the
+loaders read the folder it names; every record carries its identity (kind and checksum, never a path), so a result
+made from other data, or from the same files changed in place, is never taken for this one's.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from labkit.errors import LabkitError
 
 KINDS = ("fashion-mnist", "oxford-pets", "image-folder", "idx")
 
@@ -61,20 +59,3 @@ def checksum(files: Iterable[Path], root: Path) -> tuple[int, str]:
         digest.update(b"\0")
         count += 1
     return count, digest.hexdigest()
-
-
-def describe(kind: str | None, root: str | Path | None = None, download: bool = False) -> Descriptor:
-    """Find the dataset (`kind`, else recognised from the layout under root), download it when asked and missing,
-    and describe it. A dataset that is not on disk, or is damaged, is a one-line LabkitError naming the fix."""
-    from labkit.data import fashion_mnist, idx, image_folder, pets, recognise
-
-    if kind is not None and kind not in KINDS:
-        raise LabkitError(f"unknown dataset {kind!r}: use one of {', '.join(KINDS)}")
-    kind = kind or recognise(root)
-    if kind == "fashion-mnist":
-        return fashion_mnist.describe(root, download)
-    if kind == "oxford-pets":
-        return pets.describe(root, download)
-    if kind == "image-folder":
-        return image_folder.describe(root)
-    return idx.describe(root)
