@@ -46,8 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
     ray = args.ray_address or ((os.environ.get("RAY_ADDRESS") or "local") if args.ray else None)
     try:
+        params = runner.parse_params(args.param) | ({"margin_pp": args.margin_pp} if args.margin_pp is not None else {})
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
-                   args.test_dataset_fraction, args.force, runner.parse_params(args.param), args.summary_path,
+                   args.test_dataset_fraction, args.force, params, args.summary_path,
                    args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray)
     except NotWritten as err:
         print(f"error: {err}", file=sys.stderr)
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "the lab's default run, `make lab`; <results>/summary for any other run)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
+    run.add_argument("--margin-pp", type=float, default=None, metavar="PP",
+                     help="non-inferiority margin: a variant is within it when its accuracy change against its "
+                          "control rules out a loss larger than PP percentage points (default 1.0)")
     run.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                      help="run the lab once per seed (base and every variant); the summary reports mean ± std "
                           "and each seed (default: 42)")

@@ -16,8 +16,9 @@ METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering"
 COLORS = dict(zip(METHODS, sns.color_palette(n_colors=len(METHODS)), strict=True))  # one colour per method, everywhere
 
 
-def tested(records: list[Record]) -> dict[str, dict[str, Any]]:
-    """Each variant's comparison with its control, p-values Holm-corrected over the variants given, and a verdict.
+def tested(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, dict[str, Any]]:
+    """Each variant's comparison with its control, p-values Holm-corrected over the variants given, a verdict, and
+    whether it is within the non-inferiority margin (`within_margin`, `margin_pp`).
 
     Only "better" or "worse" when the corrected test and the paired interval agree; else no measurable difference.
     """
@@ -25,8 +26,10 @@ def tested(records: list[Record]) -> dict[str, dict[str, Any]]:
     adjusted = stats.holm([r["vs_control"]["p_value"] for r in compared])
     tests = {r["name"]: {**r["vs_control"], "p_holm": p, "verdict": stats.verdict(r["vs_control"], p)}
              for r, p in zip(compared, adjusted, strict=True)}
-    # Records combined over seeds carry their verdict already: each seed was corrected within its own run.
-    return {**tests, **{r["name"]: r["vs_control"] for r in records if "verdict" in (r.get("vs_control") or {})}}
+    # Records combined over seeds carry their verdict already: the seeds' t-tests were corrected as one family.
+    tests.update({r["name"]: r["vs_control"] for r in records if "verdict" in (r.get("vs_control") or {})})
+    return {name: {**t, "margin_pp": margin_pp, "within_margin": stats.within_margin(t["low_pp"], margin_pp)}
+            for name, t in tests.items()}
 
 
 def accuracy_interval(record: Record) -> tuple[float, float]:
@@ -35,10 +38,11 @@ def accuracy_interval(record: Record) -> tuple[float, float]:
     return tuple(record.get("accuracy_interval") or (accuracy, accuracy))
 
 
-def variants_table(records: list[Record]) -> pd.DataFrame:
+def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
     """Quality and speed per variant: the five metrics with the accuracy's 95 % interval; the change against the
-    matched-budget control with its paired interval, Holm-corrected McNemar p and verdict; batch-1 latency."""
-    tests = tested(records)
+    matched-budget control with its interval, Holm-corrected p, verdict and whether it is within the margin;
+    batch-1 latency."""
+    tests = tested(records, margin_pp)
     rows = []
     for r in records:
         low, high = accuracy_interval(r)
@@ -51,6 +55,7 @@ def variants_table(records: list[Record]) -> pd.DataFrame:
             "Δ vs control (pp)": test["delta_pp"] if test else None,
             "Δ 95 % CI (pp)": f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}" if test else "",
             "p (Holm)": test["p_holm"] if test else None, "verdict": test["verdict"] if test else "",
+            f"within {margin_pp:g} pp": ("yes" if test["within_margin"] else "no") if test else "",
             "Δ vs base (pp)": r["accuracy_change_pp"],
             "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
             "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
@@ -167,17 +172,18 @@ def pareto_front(records: list[Record]) -> list[str]:
     return [r["name"] for r in records if not beaten(r)]
 
 
-def headlines(records: list[Record]) -> str:
-    """One markdown bullet per variant: accuracy with its interval, the tested change against its control,
-    zipped reduction, latency."""
-    tests, lines = tested(records), []
+def headlines(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
+    """One markdown bullet per variant: accuracy with its interval, the tested change against its control and
+    whether it is within the margin, zipped reduction, latency."""
+    tests, lines = tested(records, margin_pp), []
     for r in records:
         low, high = accuracy_interval(r)
         line = f"- **{r['name']}**: accuracy {r['metrics']['accuracy']:.4f} (95 % CI {low:.4f} – {high:.4f})"
         if test := tests.get(r["name"]):
             line += (f"; against {test['control']}: {test['delta_pp']:+.2f} pp (95 % CI {test['low_pp']:+.2f} … "
-                     f"{test['high_pp']:+.2f}, Holm-corrected McNemar p = {test['p_holm']:.3g}): "
-                     f"**{test['verdict']}**")
+                     f"{test['high_pp']:+.2f}, Holm-corrected {test.get('test', 'McNemar')} p = "
+                     f"{test['p_holm']:.3g}): **{test['verdict']}**, "
+                     f"{'within' if test['within_margin'] else 'not within'} the {margin_pp:g} pp margin")
         lines.append(line + f"; zipped {r['size']['times_smaller']:.2f}× smaller than the zipped FP32 base, "
                             f"batch-1 latency {r['latency']['median_ms']:.3f} ms")
     return "\n".join(lines)

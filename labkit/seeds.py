@@ -60,9 +60,11 @@ def combine(runs: dict[int, list[Record]]) -> list[Record]:
     """One record per variant recorded under every seed: metrics and sizes averaged over the seeds, the accuracy
     interval the envelope of the seeds' intervals, and the comparison with the control repeated per seed.
 
-    The combined Δ against the control is the mean over seeds with a t-interval; its verdict names a direction
-    only when every seed's Holm-corrected test finds it and that interval agrees. With one seed the records are
-    returned as they are. `by_seed` keeps each seed's accuracy, Δ and verdict.
+    The seed is the unit that repeats the experiment, so the combined Δ against the control is the mean of the
+    seeds' Δ with a t-interval and a one-sample t-test, Holm-corrected over the run's family of comparisons; a
+    direction is named when that corrected test and the interval agree. Every seed adds evidence: the verdict can
+    only get sharper with more seeds. With one seed the records are returned as they are. `by_seed` keeps each
+    seed's accuracy, Δ, its own (McNemar, Holm within the seed) p-value and verdict.
     """
     seeds = sorted(runs)
     if len(seeds) < 2:
@@ -85,27 +87,25 @@ def combine(runs: dict[int, list[Record]]) -> list[Record]:
         if before := [r["accuracy_before_fine_tuning"] for r in group if r.get("accuracy_before_fine_tuning")]:
             record["accuracy_before_fine_tuning"] = _mean(before)
         if all(name in tests[seed] for seed in seeds):
-            record["vs_control"] = _across([tests[seed][name] for seed in seeds])
-            record["by_seed"].update(delta_pp=[t["delta_pp"] for t in record["vs_control"]["per_seed"]],
-                                     verdicts=[t["verdict"] for t in record["vs_control"]["per_seed"]])
+            per_seed = [tests[seed][name] for seed in seeds]
+            record["vs_control"] = {"control": per_seed[0]["control"], "test": "t-test over seeds",
+                                    "delta_std_pp": stats.mean_std([t["delta_pp"] for t in per_seed])[1],
+                                    "per_seed": per_seed}
+            per_seed = record["vs_control"]["per_seed"]
+            record["by_seed"].update(delta_pp=[t["delta_pp"] for t in per_seed],
+                                     p_holm=[t["p_holm"] for t in per_seed], verdicts=[t["verdict"] for t in per_seed])
         combined.append(record)
+    compared = {r["name"]: r["vs_control"] for r in combined if r.get("vs_control")}
+    family = stats.seed_family({name: [t["delta_pp"] for t in test["per_seed"]] for name, test in compared.items()})
+    for name, test in compared.items():
+        test.update(family[name])  # final: `report.tested` takes it as it is
     return combined
 
 
-def _across(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """A variant's comparison with its control over the seeds: the mean Δ, its t-interval, the weakest corrected
-    p-value and the verdict across seeds (already final: `report.tested` takes it as it is)."""
-    deltas = [t["delta_pp"] for t in per_seed]
-    mean, low, high = stats.mean_interval(deltas)
-    return {"control": per_seed[0]["control"], "delta_pp": mean, "low_pp": low, "high_pp": high,
-            "delta_std_pp": stats.mean_std(deltas)[1], "p_holm": max(t["p_holm"] for t in per_seed),
-            "p_value": max(t["p_value"] for t in per_seed),
-            "verdict": stats.across_seeds([t["verdict"] for t in per_seed], low, high), "per_seed": per_seed}
-
-
-def table(records: list[Record]) -> pd.DataFrame:
-    """Per variant and seed: the accuracy and the Δ against the control with that seed's verdict, then the mean ±
-    std over the seeds and the verdict across them. Empty for a single seed."""
+def table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
+    """Per variant and seed: the accuracy and the Δ against the control with that seed's own test, then the mean ±
+    std over the seeds, their t-interval and test, the verdict across them and whether the variant is within the
+    non-inferiority margin. Empty for a single seed."""
     rows = []
     for r in (r for r in records if "by_seed" in r):
         by = r["by_seed"]
@@ -113,16 +113,24 @@ def table(records: list[Record]) -> pd.DataFrame:
         row.update({f"accuracy, seed {s}": a for s, a in zip(by["seeds"], by["accuracy"], strict=True)})
         row["accuracy mean ± std"] = f"{r['metrics']['accuracy']:.4f} ± {by['accuracy_std']:.4f}"
         if "delta_pp" in by:
-            row.update({f"Δ vs control, seed {s} (pp)": f"{d:+.2f} {_short(v)}"
-                        for s, d, v in zip(by["seeds"], by["delta_pp"], by["verdicts"], strict=True)})
-            row["Δ mean ± std (pp)"] = f"{r['vs_control']['delta_pp']:+.2f} ± {r['vs_control']['delta_std_pp']:.2f}"
-            row["verdict over seeds"] = r["vs_control"]["verdict"]
+            row.update({f"Δ vs control, seed {s} (pp)": f"{d:+.2f} ({_short(v)}, p {p:.2g})"
+                        for s, d, p, v in zip(by["seeds"], by["delta_pp"], by["p_holm"], by["verdicts"], strict=True)})
+            test = r["vs_control"]
+            row["Δ mean ± std (pp)"] = f"{test['delta_pp']:+.2f} ± {test['delta_std_pp']:.2f}"
+            row["Δ 95 % CI over seeds (pp)"] = f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}"
+            row["p (t-test, Holm)"] = f"{test['p_holm']:.2g}"
+            row["verdict over seeds"] = test["verdict"]
+            row[f"within {margin_pp:g} pp"] = _yes(stats.within_margin(test["low_pp"], margin_pp))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant") if rows else pd.DataFrame()
 
 
 def _short(verdict: str) -> str:
-    return {"better": "(better)", "worse": "(worse)"}.get(verdict, "(n.s.)")
+    return {"better": "better", "worse": "worse"}.get(verdict, "n.s.")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def load(results_dir: str | Path, seeds: list[int] | None = None) -> list[Record]:

@@ -5,7 +5,7 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from labkit import LabkitError, summary, tflite
+from labkit import LabkitError, answers, speed, tflite
 from labkit.export import to_tflite
 
 
@@ -103,11 +103,11 @@ def timed(name: str, method: str, xnnpack_ms: float, builtin_ms: float) -> dict:
 def test_the_int8_speed_answer_names_both_runtimes_and_why_they_disagree():
     records = [timed("base-fp32", "none", 0.086, 0.235), timed("quantized-int8", "quantization", 0.122, 0.168),
                timed("clustered-16-fp32", "clustering", 0.086, 0.235)]
-    int8, clustered = summary.answer_quality_and_speed(records).splitlines()
+    int8, clustered = answers.answer_quality_and_speed(records).splitlines()
     assert "1.42× slower (95 % CI" in int8 and "with XNNPACK (LiteRT's default)" in int8
     assert "1.40× faster (95 % CI" in int8 and "with the built-in kernels" in int8
     assert "8 input channels" in int8 and "without VNNI" in int8
     assert "built-in" not in clustered  # only INT8 is compared on both runtimes
-    note = summary.timing_note(records)
+    note = speed.timing_note(records)
     assert "LiteRT 2.3.0, XNNPACK (7 of 7 ops), 1 thread" in note and "built-in kernels" in note
     assert "AMD EPYC (x86_64: avx, avx2, fma)" in note

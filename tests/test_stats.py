@@ -29,9 +29,15 @@ def test_exact_mcnemar_is_the_binomial_test_of_the_disagreements():
     assert result["p_value"] == pytest.approx(binomtest(1, 10, 0.5).pvalue)
 
 
-def test_holm_against_a_hand_computed_example():
+def test_holm_against_a_hand_computed_example_and_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert stats.holm([]) == []
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 5, 12):
+        p = list(rng.uniform(0, 0.2, size)) + [0.04] * (size > 4)  # ties too
+        assert stats.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]), abs=1e-12)
 
 
 def test_identical_predictions_are_never_different():

@@ -1,0 +1,139 @@
+"""The lab's answers follow from the records (synthetic records with known answers): verdicts, the margin, the
+trade-off, speed."""
+
+import numpy as np
+import pytest
+
+from labkit import answers, report, speed
+
+
+def record(name, method, accuracy, zipped, latency, raw=1000, base_accuracy=0.9):
+    return {"name": name, "method": method, "params": {},
+            "metrics": {"accuracy": accuracy, "mean_precision": accuracy, "mean_sensitivity": accuracy,
+                        "g_mean": accuracy, "top_5": 1.0}, "accuracy_change_pp": 100 * (accuracy - base_accuracy),
+            "size": {"raw_bytes": raw, "zipped_bytes": zipped, "times_smaller": 900 / zipped,
+                     "times_smaller_raw": 1000 / zipped, "deflation_pct": 100 * (1 - zipped / raw)},
+            "latency": {"median_ms": latency, "iqr_ms": 0.0}}
+
+
+RECORDS = [record("base-fp32", "none", 0.90, 900, 1.0),
+           record("quantized-int8", "quantization", 0.89, 230, 0.4, raw=250),
+           record("clustered-16-fp32", "clustering", 0.895, 100, 1.0),
+           record("pruned-0.5-fp32", "pruning", 0.90, 500, 1.0),
+           record("pruned-0.5-clustered-16-fp32", "pruning+clustering", 0.893, 90, 1.0)]
+
+
+def compared_record(name, method, accuracy, zipped, low, high, delta, p):
+    r = record(name, method, accuracy, zipped, 1.0)
+    r.update(accuracy_interval=[accuracy - 0.005, accuracy + 0.005], test_samples=10_000,
+             vs_control={"control": "control-1-epochs-fp32", "delta_pp": delta, "low_pp": low, "high_pp": high,
+                         "p_value": p, "a_only": 10, "b_only": 10})
+    return r
+
+
+def test_pareto_front_keeps_only_unbeaten_variants():
+    # the base ties pruned-0.5 on accuracy but is larger; INT8 is larger and worse than clustered-16
+    assert report.pareto_front(RECORDS) == ["clustered-16-fp32", "pruned-0.5-fp32", "pruned-0.5-clustered-16-fp32"]
+
+
+def test_overlapping_intervals_are_ties_on_the_pareto_front():
+    # 0.900 and 0.897 overlap (±0.005): the smaller one beats the larger on a tie
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.3, 0.3, 0.0, 1.0),
+               compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
+               compared_record("clustered-2-fp32", "clustering", 0.800, 30, -11, -9, -10, 1e-9)]
+    assert report.pareto_front(records) == ["clustered-8-fp32", "clustered-2-fp32"]
+
+
+def test_untested_variants_are_never_evidence_and_the_front_is_a_trade_off():
+    text = answers.answer_dominance(RECORDS)
+    assert "**No compressed variant is within the margin**" in text
+    assert "size bought with accuracy: clustered-16-fp32 is 5.0× smaller than pruned-0.5-fp32 for -0.50 pp of " \
+           "accuracy; pruned-0.5-clustered-16-fp32 is 1.1× smaller than clustered-16-fp32 for -0.20 pp" in text
+    assert "only quantized-int8 ran clearly faster" in text
+
+
+def test_verdicts_need_the_corrected_test_and_the_interval():
+    records = [compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
+               compared_record("clustered-2-fp32", "clustering", 0.800, 30, -11, -9, -10, 1e-9),
+               compared_record("pruned-0.5-fp32", "pruning", 0.905, 500, 0.1, 0.9, 0.5, 0.03)]
+    tests = report.tested(records)
+    assert tests["clustered-8-fp32"]["verdict"] == "no measurable difference"
+    assert tests["clustered-2-fp32"]["verdict"] == "worse"
+    # 0.03 alone would pass, but Holm over the three comparisons makes it 0.06
+    assert tests["pruned-0.5-fp32"]["p_holm"] == pytest.approx(0.06)
+    assert tests["pruned-0.5-fp32"]["verdict"] == "no measurable difference"
+    lines = answers.answer_quality_and_speed([RECORDS[0], *records]).splitlines()
+    assert "from -10.00 pp (clustered-2-fp32: worse)" in lines[0] and "1 of 2 variant(s)" in lines[0]
+    assert "1 within the 1 pp margin" in lines[0]
+
+
+def test_the_winner_is_the_smallest_model_within_the_margin_and_by_how_much():
+    records = [compared_record("clustered-2-fp32", "clustering", 0.70, 30, -21, -19, -20, 1e-9),
+               compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.6, 0.1, -0.3, 0.2),
+               compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.5, 0.2, -0.2, 0.4),
+               compared_record("pruned-0.5-clustered-16-fp32", "pruning+clustering", 0.85, 90, -6, -4, -5, 1e-9)]
+    text = answers.answer_dominance(records)
+    assert "**clustering** gives the smallest model within it: **clustered-16-fp32**, 9.0× smaller zipped than " \
+           "the base at -0.30 pp against control-1-epochs-fp32 (95 % CI -0.60 … +0.10 pp" in text
+    assert "That is 5.0× smaller zipped than the smallest pruning variant within the margin" in text
+    assert "pruned-0.5-fp32 (pruning, 1.80× smaller, -0.20 pp, 95 % CI -0.50 … +0.20)" in text
+    assert "No pruning+clustering variant is within it" in text
+    # clustered-2 is on the front, smaller at a cost: it is named there, never as evidence for clustering
+    assert text.count("clustered-2-fp32") == 2
+    assert "On it, pruned-0.5-clustered-16-fp32, clustered-2-fp32 are measurably worse than the control: smaller, " \
+           "at a cost." in text
+
+
+def test_the_margin_decides_which_variants_count():
+    records = [compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
+               compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.4, 0.2, -0.1, 0.4)]
+    assert "**clustered-8-fp32**" in answers.answer_dominance(records, margin_pp=1.0)
+    text = answers.answer_dominance(records, margin_pp=0.5)
+    assert "above −0.5 pp" in text and "**pruning** gives the smallest model within it: **pruned-0.5-fp32**" in text
+    assert "No clustering variant is within it" in text
+    table = report.variants_table(records, margin_pp=0.5)
+    assert table["within 0.5 pp"].tolist() == ["no", "yes"]
+    assert answers.method_table([RECORDS[0], *records], 0.5).loc["clustering", "within 0.5 pp"] == "0 of 1"
+
+
+def test_a_loss_the_interval_allows_is_not_hidden():
+    # the interval excludes no change but rules out more than a 1 pp loss: within the margin, and its numbers say so
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.5, -0.2, -0.35, 0.2)]
+    text = answers.answer_dominance(records)
+    assert "**clustered-16-fp32**" in text and "(95 % CI -0.50 … -0.20 pp" in text
+    assert "**No compressed variant is within the margin**" in answers.answer_dominance(records, margin_pp=0.4)
+
+
+def test_no_variant_within_the_margin_is_said_plainly():
+    records = [compared_record("clustered-4-fp32", "clustering", 0.80, 46, -12, -10, -11, 1e-9),
+               compared_record("clustered-8-fp32", "clustering", 0.85, 60, -7, -5, -6, 1e-9)]
+    text = answers.answer_dominance(records)
+    assert "**No compressed variant is within the margin**: each may lose more than 1 pp." in text
+    assert "gives the smallest model" not in text and "Evidence" not in text
+
+
+def test_speed_words_treat_small_differences_as_noise():
+    lines = answers.answer_quality_and_speed(RECORDS).splitlines()
+    assert "2.5× faster than" in lines[0] and "as fast as (1.00×)" in lines[1]
+    table = answers.method_table(RECORDS)
+    assert table.loc["quantization", "× faster (batch 1)"] == "2.50"
+
+
+def test_speed_words_come_from_intervals_over_interleaved_rounds():
+    rng = np.random.default_rng(0)
+    timed = [{**r, "latency": {"median_ms": ms, "iqr_ms": 0.0, "rounds_ms": list(ms * rng.lognormal(0, 0.02, 15))}}
+             for r, ms in zip(RECORDS, (1.0, 0.4, 1.0, 1.0, 1.0), strict=True)]
+    lines = answers.answer_quality_and_speed(timed).splitlines()
+    assert "2.50× faster (95 % CI 2.4" in lines[0]
+    assert "as fast as (1.00×, 95 % CI 0.9" in lines[1] and "no measurable difference" in lines[1]
+    assert "only quantized-int8 ran clearly faster" in answers.answer_dominance(timed)
+
+
+def test_a_speedup_under_five_percent_is_not_called_faster_however_tight():
+    rounds = np.full(15, 1.0)
+    timed = [{**r, "latency": {"median_ms": ms, "iqr_ms": 0.0, "rounds_ms": list(ms * rounds * (1 + 1e-3 * i))}}
+             for i, (r, ms) in enumerate(zip(RECORDS, (1.0, 0.4, 1.0, 0.98, 1.0), strict=True))]
+    assert speed.speed_factor(timed[3], timed[0])[1] > 1  # the interval alone would call pruned-0.5 faster
+    lines = answers.answer_quality_and_speed(timed).splitlines()
+    assert "as fast as (1.0" in lines[2] and "within 5 %" in lines[2]
+    assert "only quantized-int8 ran clearly faster" in answers.answer_dominance(timed)
