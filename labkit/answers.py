@@ -163,10 +163,10 @@ def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) 
             text += (f" That is {_zipped(others[0]) / _zipped(winner):.1f}× smaller zipped than the smallest "
                      f"{others[0]['method']} variant within the margin; each other method's: "
                      + ", ".join(_brief(r, tests[r["name"]]) for r in others) + ".")
+        if outside := sorted({r["method"] for r in keras if r["name"] in tests} - set(best) - {"none"}):
+            text += f" No {' or '.join(outside)} variant is within it."
     else:
-        text += f"**No compressed variant is within the margin**: each may lose more than {margin_pp:g} pp. "
-    if outside := sorted({r["method"] for r in keras if r["name"] in tests} - set(best) - {"none"}):
-        text += f" No {' or '.join(outside)} variant is within it."
+        text += f"**No compressed variant is within the margin**: each may lose more than {margin_pp:g} pp."
     return text + " " + _trade_off(keras, tests) + " " + _speed_and_structure(records, tests)
 
 

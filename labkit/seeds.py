@@ -96,7 +96,7 @@ def combine(runs: dict[int, list[Record]]) -> list[Record]:
                                      p_holm=[t["p_holm"] for t in per_seed], verdicts=[t["verdict"] for t in per_seed])
         combined.append(record)
     compared = {r["name"]: r["vs_control"] for r in combined if r.get("vs_control")}
-    family = stats.seed_family({name: [t["delta_pp"] for t in test["per_seed"]] for name, test in compared.items()})
+    family = stats.seed_family({name: test["per_seed"] for name, test in compared.items()})
     for name, test in compared.items():
         test.update(family[name])  # final: `report.tested` takes it as it is
     return combined
