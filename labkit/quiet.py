@@ -1,7 +1,7 @@
 """Quiet output: the lab's libraries print harmless lines at start-up and on some calls; each is silenced where it
 comes from, so notebooks and reports show the lab, not library noise.
 
-- Environment variables, for what reads them: TensorFlow's C++ log level and oneDNN's notice.
+- Environment variables, for what reads them: TensorFlow's C++ log level, oneDNN's notice, litert-torch's progress.
 - Logger levels, for Python loggers that warn about their own internals (torchao's optional CUDA kernels, torch's
   pytree deprecation, NNI's notice that its v2 API, the course's, will go in v3).
 - Warning filters that name the message and the module that warns, never a blanket ignore.
@@ -23,12 +23,15 @@ from collections.abc import Iterator
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+# litert-torch logs every step of a conversion unless told not to
+ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "LITERT_TORCH_SHOW_PROGRESS": "n"}
 LOGGERS = ["torchao", "torch.utils._pytree", "nni.algorithms.compression.v2.pytorch.pruning.basic_pruner", "absl"]
 WARNINGS = [  # (message regex, category, module regex of the code that warns)
     (r"Statistics for quantized inputs were expected", UserWarning, r"tensorflow\.lite"),
     (r"The \.grad attribute of a Tensor that is not a leaf Tensor", UserWarning, r"nni\."),
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"copyreg"),  # litert-torch's export
+    # the course's one-file ONNX export (dynamo=False), called from a notebook cell
+    (r"You are using the legacy TorchScript-based ONNX export", DeprecationWarning, r"__main__"),
 ]
 
 
@@ -76,6 +79,8 @@ class _QuietImport(importlib.abc.MetaPathFinder):
             def exec_quietly(module: ModuleType) -> None:
                 with native_stderr_closed():
                     execute(module)
+                # In a kernel TensorFlow logs at INFO to stdout ("Assets written to …" at every TFLite conversion).
+                logging.getLogger("tensorflow").setLevel(logging.ERROR)
                 if self in sys.meta_path:  # imported: nothing left to wrap
                     sys.meta_path.remove(self)
 
