@@ -1,4 +1,4 @@
-"""Command line: `python -m labkit check|data|run`."""
+"""Command line: `python -m labkit check|data|run|assignment|autograde`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 
+from labkit import assignment
 from labkit.errors import LabkitError, NotWritten, UnitFailed
 
 COURSE_FILES = {
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="set a notebook parameter, e.g. -p train_samples=600 -p base_epochs=1")
     run.set_defaults(func=_run)
+    assignment.add_commands(commands)
     return parser
 
 
