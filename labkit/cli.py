@@ -103,8 +103,10 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root",
                artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
-    try:  # without MLflow's job runner (GenAI scorers): the runs need none, and it costs a process per worker
-        return subprocess.call(command, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    # Without MLflow's job runner (GenAI scorers, a process more) and the server's own deprecation notice.
+    quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi"}
+    try:
+        return subprocess.call(command, env={**tracking.ENVIRONMENT, **quiet, **os.environ})
     except KeyboardInterrupt:
         return 0
 

@@ -34,9 +34,13 @@ from labkit.stats import MARGIN_PP
 
 STORE = "mlflow"  # the default store's folder in the results folder
 RECORD_TAG, KEY_TAG = "labkit.record", "labkit.key"
-# MLflow retries a request 7 times over minutes, each with a 120 s timeout: a tracker that is down must cost seconds.
-BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-          "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# Defaults for MLflow, unless the environment sets them. It retries a request 7 times over minutes, each with a
+# 120 s timeout: a tracker that is down must cost seconds. It sends usage data to its makers: not from the lab.
+ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_DISABLE_TELEMETRY": "true"}
+# MLflow's UI opens an experiment of this kind on its runs (the default kind opens on GenAI traces).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development",
+                   "mlflow.note.content": "Every variant of the labkit lab as a run, under the lab run that made it."}
 PARAM_LENGTH, NAME_LENGTH = 6000, 250  # MLflow's limits: a parameter's value, a name
 NOT_LOGGED = ("name", "method", "params", "files", "created", "key", "dataset")  # logged as tags, settings, key
 
@@ -133,7 +137,7 @@ class Tracker:
             try:
                 found = client.get_experiment_by_name(name)
                 self.experiments[name] = (found.experiment_id if found else
-                                          client.create_experiment(name, artifact_location=self.artifacts))
+                                          client.create_experiment(name, self.artifacts, EXPERIMENT_TAGS))
             except MlflowException:  # made meanwhile by another unit of the run
                 self.experiments[name] = client.get_experiment_by_name(name).experiment_id
         return self.experiments[name]
@@ -306,8 +310,8 @@ def artifacts(folder: Path, record: Record) -> list[Path]:
 
 @functools.cache
 def _client(uri: str) -> Any:
-    """One MLflow client per tracking URI, its retries bounded first (unless the environment sets them)."""
-    for name, value in BOUNDS.items():
+    """One MLflow client per tracking URI, its retries bounded and its telemetry off first (see ENVIRONMENT)."""
+    for name, value in ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
