@@ -1,5 +1,5 @@
 # The two commands of the README: `make lab` runs the whole lab, `make test` runs the tests.
-.PHONY: setup lab test lint bench
+.PHONY: setup lab test lint bench ui
 
 setup:
 	bash scripts/setup.sh
@@ -15,3 +15,7 @@ lint: setup
 
 bench: setup
 	.venv/bin/python benchmarks/run.py
+
+# the MLflow UI on 127.0.0.1:5000 over a results folder's own store: make ui [RESULTS=results/<dataset>] [PORT=5001]
+ui: setup
+	.venv/bin/python -m labkit ui $(RESULTS) --port $(or $(PORT),5000)

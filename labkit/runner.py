@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from labkit import user_files
+from labkit import tracking, user_files
 from labkit.compress import check_clusters, check_sparsity
 from labkit.data import describe
 from labkit.errors import LabkitError, NotWritten
@@ -204,7 +204,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
         seeds: list[int] | None = None, model_path: str | None = None,
-        course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None) -> list[Path]:
+        course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None,
+        tracking_uri: str | None = None, track: bool = True) -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
     first, the user's files included (see labkit.user_files).
 
@@ -217,7 +218,9 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     summary task, the lab summary (over the run's seeds) and HTML reports of the executed notebooks (the first
     seed's) go to summary_path: by default the committed summary for the lab's default run only, `<results>/summary`
     for any other. With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every
-    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here.
+    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here. Unless `track` is False,
+    every record becomes an MLflow run right after the notebook that wrote it, under a parent run that gets the
+    summary: at `tracking_uri`, else $MLFLOW_TRACKING_URI, else the results folder's own store (labkit.tracking).
     """
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
     tasks = tasks or (["structured-all"] if course_files else ["all"])
@@ -248,8 +251,12 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     keras = bool(plan.clustering_names() or plan.pruning_names())
     user_files.check(data, model_path, course_files, keras, bool(plan.structured), params.get("image_size", 128),
                      params.get("weights"))
+    tracker = tracking.tracker_for(results_dir, tracking_uri, "local" if ray is None else "ray") if track else None
+    about = {"tasks": tasks, "seeds": seeds, "dataset": data.kind, "dataset.sha256": data.sha256,
+             "test_dataset_fraction": test_dataset_fraction, "force": force, **params}
     started = time.time()
-    with hold_folder(results_dir):
+    with hold_folder(results_dir), tracking.lab_run(tracker, data.kind, about, {"labkit.results": shown(results_dir)},
+                                                    log):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
         for job in jobs:
@@ -259,7 +266,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
             from labkit.ray_backend import run_on_ray
 
-            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log)
+            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log, tracker)
             jobs = [j for j in jobs if j.folder == results_dir]
             for job in jobs:  # the summary says where the seeds ran
                 job.parameters["executed_on"] = on_ray
@@ -270,8 +277,10 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             log(f"[{i}/{len(jobs)}] {job.notebook}{where}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
             if out := execute(job, force, log):
                 outputs.append(out)
+            tracking.log_job(tracker, job.folder, job.variants, log)
         if plan.summary:
             export_reports(results_dir, seeds, summary_dir, log)
+            tracking.log_summary(tracker, results_dir, seeds, summary_dir, params.get("margin_pp"), log)
     log(f"done in {clock(time.monotonic() - start)}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     check_written(course_files, started)

@@ -11,7 +11,7 @@ import importlib
 MODULES = [
     "tensorflow", "tf_keras", "tensorflow_model_optimization", "torch", "nni", "litert_torch",
     "onnx", "onnxruntime", "ai_edge_litert", "netron", "papermill", "nbconvert", "seaborn", "sklearn", "statsmodels",
-    "ray",
+    "ray", "mlflow",
 ]
 
 

@@ -18,8 +18,9 @@ import psutil
 import pytest
 from conftest import ROOT
 from test_robustness import TINY_KERAS, files_state, needs_fashion, wait_for
+from test_tracking import complete, runs_in
 
-from labkit import runner
+from labkit import records, runner, tracking
 from labkit.data.fashion_mnist import FILES
 from labkit.errors import LabkitError
 from labkit.ray_backend import connect, critical_path, units_for
@@ -187,6 +188,9 @@ def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequen
     after = files_state(seed.glob("*.json"))
     assert {name: after[name] for name in finished} == finished  # kept, not redone
     same_records(sequential, seed)
+    logged = complete(runs_in(tracking.default_store(results)[0]))  # each record once, logged where its unit ran
+    assert set(logged) == {records.digest(r) for r in records.load_records(seed)}
+    assert {run.data.tags["labkit.where"] for run in logged.values()} == {"ray"}
     no_leftovers(seed, {"01_clustering.ipynb", *(f"01_clustering.{t}.ipynb" for t in CLUSTERED)})
 
 
