@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run lab tasks: execute the notebooks and keep their results",
                               epilog=_task_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--tasks", nargs="+", default=None,
-                     help="task names, space or comma separated (default: all; structured-all with --input-model)")
+                     help="task names, space or comma separated (default: all; structured-0.5 with the course's "
+                          "structured-pruning files)")
     add_dataset_options(run)
     run.add_argument("--dataset-path", dest="dataset_root", help="the course's name for --dataset-root")
     run.add_argument("--model-path", default=None,

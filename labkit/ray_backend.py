@@ -4,7 +4,8 @@ A unit is the same notebook executed by papermill with parameters that select it
 stay the product. Per seed, the first Keras unit trains (or loads) the base and writes the base and control records;
 the other Keras units start after it and only read them. Once a notebook's units are done, the whole notebook runs
 once more over the finished records (nothing is trained again) as the seed's report, named as in a sequential run.
-Structured-pruning units of one seed run one after another (they share the PyTorch base and control files).
+Structured-pruning units of one seed run one after another (they share the PyTorch base and control files); the last
+is the seed's report, its sparsity curve holding every point.
 
 Every task reads and writes the results and models folders by path, as a sequential run does: on a cluster of
 several machines they must be shared storage (NFS or similar) mounted at the same path on every node, with the
@@ -84,8 +85,7 @@ def units_for(jobs: list[Job]) -> list[Unit]:
                 units.append(Unit(job, [u.name for u in parts], report=True))
         previous: list[str] = []
         for job in (j for j in jobs if j.folder == folder and j.notebook not in KERAS):
-            named = replace(job, output=f"{job.notebook}.{job.variants[0]}") if previous else job  # the first reports
-            units.append(Unit(named, previous))
+            units.append(Unit(job, previous))  # named by the runner: the last one is the seed's report
             previous = [units[-1].name]
     return units
 

@@ -99,12 +99,13 @@ def test_units_split_per_variant_after_the_base_unit():
     assert pruning.after == [first] and pruning.job.parameters["combined"] == [0.5, 16]
     report = by_name["seed-42/01_clustering"]
     assert report.report and set(report.after) == {first, "seed-42/01_clustering.clustered-4-fp32"}
-    assert by_name["seed-42/03_structured_pruning.structured-0.3"].after == ["seed-42/03_structured_pruning"]
+    # structured units one after another, the course's sparsity last: its notebook is the report, its curve complete
+    assert by_name["seed-42/03_structured_pruning"].after == ["seed-42/03_structured_pruning.structured-0.3"]
     assert not by_name["seed-43/01_clustering.clustered-2-fp32"].after  # seeds are independent
     seconds = {first: 10, "seed-42/01_clustering.clustered-4-fp32": 5, "seed-42/01_clustering": 3,
                "seed-42/03_structured_pruning": 30}
-    assert critical_path(units, seconds) == (30, ["seed-42/03_structured_pruning",
-                                                  "seed-42/03_structured_pruning.structured-0.3"])
+    assert critical_path(units, seconds) == (30, ["seed-42/03_structured_pruning.structured-0.3",
+                                                  "seed-42/03_structured_pruning"])
 
 
 def test_a_local_ray_that_does_not_start_stops_the_run_in_one_line(monkeypatch):
