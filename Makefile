@@ -1,7 +1,7 @@
 # The two commands of the README: `make lab` runs the whole lab, `make test` runs the tests.
 # The student edition: `make assignment` writes it, `make autograde SUBMISSIONS=folder` grades it, `make grades`
 # refreshes feedback and grades after grading answers by hand.
-.PHONY: setup lab test lint bench assignment autograde grades
+.PHONY: setup lab test lint bench assignment autograde grades ui
 SUBMISSIONS ?= assignment/submissions
 
 setup:
@@ -27,3 +27,7 @@ autograde: setup
 
 grades: setup
 	.venv/bin/python -m labkit grades
+
+# the MLflow UI on 127.0.0.1:5000 over a results folder's own store: make ui [RESULTS=results/<dataset>] [PORT=5001]
+ui: setup
+	.venv/bin/python -m labkit ui $(RESULTS) --port $(or $(PORT),5000)

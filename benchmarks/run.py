@@ -87,7 +87,8 @@ def _model_file(results: Path, name: str, suffix: str) -> Path:
 
 
 def structured_speedup(records: dict, latency: pd.DataFrame) -> pd.DataFrame:
-    """Speedup of structured pruning per runtime beside its reduction of parameters and FLOPs."""
+    """Speedup of each structured-pruning variant (NNI's and Torch-Pruning's) per runtime beside its reduction of
+    parameters and FLOPs."""
     rows = []
     for name, record in records.items():
         if record["method"] != "structured pruning":
@@ -96,13 +97,14 @@ def structured_speedup(records: dict, latency: pd.DataFrame) -> pd.DataFrame:
         base, tuned = stages["base"], stages["fine-tuned"]
         reduction = {"parameters ÷": base["parameters"] / tuned["parameters"],
                      "FLOPs ÷": base["flops"] / tuned["flops"]}
-        rows.append({"runtime": "PyTorch (from the run)", **reduction,
+        rows.append({"variant": name, "runtime": "PyTorch (from the run)", **reduction,
                      "× faster": base["latency"]["median_ms"] / tuned["latency"]["median_ms"], "95 % CI": ""})
         for runtime, (b, p) in {"ONNX Runtime": ("onnx torch-base-fp32", f"onnx {name}"),
                                 "TFLite": ("torch-base-fp32", name)}.items():
             ratio, low, high = stats.speedup_interval(latency.loc[b, "rounds_ms"], latency.loc[p, "rounds_ms"])
-            rows.append({"runtime": runtime, **reduction, "× faster": ratio, "95 % CI": f"{low:.2f}–{high:.2f}"})
-    return pd.DataFrame(rows).set_index("runtime")
+            rows.append({"variant": name, "runtime": runtime, **reduction, "× faster": ratio,
+                         "95 % CI": f"{low:.2f}–{high:.2f}"})
+    return pd.DataFrame(rows).set_index(["variant", "runtime"])
 
 
 def bound_table(records: dict) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import report, seeds, speed, stats
+from labkit import pruners, report, seeds, speed, stats
 from labkit.speed import Speed
 
 Record = dict[str, Any]
@@ -220,12 +220,56 @@ def _speed_and_structure(records: list[Record], tests: dict[str, dict[str, Any]]
     return text
 
 
+def answer_pruners(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
+    """Does the structured pruner matter? At each sparsity the pruners leave the same widths, so the same speed: each
+    Torch-Pruning variant's paired difference from NNI's (records with `vs_pruner`: labkit.pruners), with its
+    interval and corrected test, its speed against NNI's, and both against their common control."""
+    compared = [r for r in records if r.get("vs_pruner")]
+    if not compared:
+        return ""
+    named, tests = _by_name(records), report.tested(records, margin_pp)
+    lines = ["At one sparsity NNI and Torch-Pruning leave every layer the same width (NNI's rounding), so the same "
+             "parameters, FLOPs and batch-1 speed: which pruner keeps more accuracy at the same speed-up is read "
+             "from their predictions on the same test images."]
+    for r in compared:
+        t, nni = r["vs_pruner"], named[r["vs_pruner"]["control"]]
+        own, theirs = tests.get(r["name"]), tests.get(nni["name"])
+        against = (f"; against the common control {own['delta_pp']:+.2f} pp (95 % CI {own['low_pp']:+.2f} … "
+                   f"{own['high_pp']:+.2f}), NNI's {theirs['delta_pp']:+.2f} pp" if own and theirs else "")
+        lines.append(f"- **{r['name']}** ({pruners.pruner(r)}) − **{nni['name']}** (NNI APoZ), sparsity "
+                     f"{r['params']['sparsity']:g}: {t['delta_pp']:+.2f} pp (95 % CI {t['low_pp']:+.2f} … "
+                     f"{t['high_pp']:+.2f}, Holm-corrected {t['test']} p = {t['p_holm']:.3g}): **{t['verdict']}**; "
+                     f"batch-1 TFLite {speed.words([speed.speed_factor(r, nni)])} NNI's{against}.")
+    return "\n".join(lines) + "\n\n" + _pruner_verdict(compared)
+
+
+def _pruner_verdict(compared: list[Record]) -> str:
+    """The answer in one sentence: where a pruner kept measurably more accuracy, or that none did."""
+    better = [r["name"] for r in compared if r["vs_pruner"]["verdict"] == "better"]
+    worse = [r["name"] for r in compared if r["vs_pruner"]["verdict"] == "worse"]
+    if not better and not worse:
+        widest = max(max(-r["vs_pruner"]["low_pp"], r["vs_pruner"]["high_pp"]) for r in compared)
+        return (f"**No measurable difference between the pruners**: no Torch-Pruning variant kept measurably more or "
+                f"less accuracy than NNI's at the same widths; on this model, budget and test set the pruner does "
+                f"not matter beyond ±{widest:.2f} pp (the widest interval above).")
+    said = []
+    if better:
+        said.append(f"Torch-Pruning kept measurably more accuracy than NNI's APoZ in {', '.join(better)}")
+    if worse:
+        said.append(f"measurably less in {', '.join(worse)}")
+    return "**The pruner matters here**: " + "; ".join(said) + ", at the same widths and speed."
+
+
 def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, str]:
-    """The lab's four questions and their answers, in markdown."""
-    return {
+    """The lab's questions and their answers, in markdown: the course's four, and whether the structured pruner
+    matters when both libraries ran (records compared by labkit.pruners.with_comparisons)."""
+    found = {
         "How do quantization, pruning and clustering compare on quality and speed?":
             answer_quality_and_speed(records, margin_pp),
         "How many times smaller is each compressed model?": answer_times_smaller(records),
         "What is ZIP deflation, and how does it relate to each method?": answer_deflation(records),
         "Which method dominates?": answer_dominance(records, margin_pp),
     }
+    if pruner_answer := answer_pruners(records, margin_pp):
+        found["Does the structured pruner matter?"] = pruner_answer
+    return found

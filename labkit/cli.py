@@ -1,4 +1,4 @@
-"""Command line: `python -m labkit check|data|run|assignment|autograde`."""
+"""Command line: `python -m labkit check|data|run|track|ui|assignment|autograde|grades`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from labkit import assignment
 from labkit.errors import LabkitError, NotWritten, UnitFailed
@@ -50,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         params = runner.parse_params(args.param) | ({"margin_pp": args.margin_pp} if args.margin_pp is not None else {})
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, params, args.summary_path,
-                   args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray)
+                   args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray,
+                   tracking_uri=args.tracking_uri, track=not args.no_tracking)
     except NotWritten as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -69,6 +71,45 @@ def _run(args: argparse.Namespace) -> int:
         print("stopped: finished variants are kept; run the same command again to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from labkit import tracking
+    from labkit.lock import hold_folder
+
+    results = Path(args.results).resolve()
+    if not results.is_dir():
+        raise LabkitError(f"{results} is not a folder: name a results folder (e.g. results/fashion-mnist)")
+    tracker = tracking.tracker_for(results, args.tracking_uri, "unknown (logged by labkit track)")
+    with hold_folder(results):
+        logged, total = tracking.track(results, tracker)
+    if tracker.failed:
+        print(f"error: tracking: {tracker.failed}; run it again once the tracker is reachable", file=sys.stderr)
+        return 1
+    print(f"logged {logged} of {total} records to {tracker.uri} ({total - logged} were logged already)")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from labkit import tracking
+    from labkit.paths import ROOT
+
+    results = Path(args.results).resolve() if args.results else ROOT / "results" / "fashion-mnist"
+    uri, artifacts = tracking.default_store(results)
+    if not (results / tracking.STORE / "mlflow.db").is_file():
+        raise LabkitError(f"no runs in {results / tracking.STORE}: run the lab first (`python -m labkit run`), or "
+                          "name its results folder (`make ui RESULTS=...`)")
+    print(f"MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--default-artifact-root",
+               artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    # Without MLflow's job runner (GenAI scorers, a process more) and the server's own deprecation notice.
+    quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi"}
+    try:
+        return subprocess.call(command, env={**tracking.ENVIRONMENT, **quiet, **os.environ})
+    except KeyboardInterrupt:
+        return 0
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -92,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run lab tasks: execute the notebooks and keep their results",
                               epilog=_task_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--tasks", nargs="+", default=None,
-                     help="task names, space or comma separated (default: all; structured-all with --input-model)")
+                     help="task names, space or comma separated (default: all; structured-0.5 with the course's "
+                          "structured-pruning files)")
     add_dataset_options(run)
     run.add_argument("--dataset-path", dest="dataset_root", help="the course's name for --dataset-root")
     run.add_argument("--model-path", default=None,
@@ -120,9 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
                           "and models folders on shared storage at the same path)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="set a notebook parameter, e.g. -p train_samples=600 -p base_epochs=1")
+    add_tracking_option(run)
+    run.add_argument("--no-tracking", action="store_true", help="log no MLflow runs")
     run.set_defaults(func=_run)
+    track = commands.add_parser("track", help="log to MLflow the records of a results folder that are not logged yet")
+    track.add_argument("results", help="the results folder (e.g. results/fashion-mnist)")
+    add_tracking_option(track)
+    track.set_defaults(func=_track)
+    ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 over a results folder's own store")
+    ui.add_argument("results", nargs="?", default=None,
+                    help="the results folder (default: the lab's, results/fashion-mnist in the project)")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.set_defaults(func=_ui)
     assignment.add_commands(commands)
     return parser
+
+
+def add_tracking_option(parser: argparse.ArgumentParser) -> None:
+    """Where MLflow runs go."""
+    parser.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="MLflow tracking server or store for the runs (default: $MLFLOW_TRACKING_URI, else "
+                             "the results folder's own store, <results>/mlflow)")
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:

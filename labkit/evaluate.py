@@ -23,7 +23,8 @@ def method_of(name: str) -> str:
     if name.startswith("pruned-") and "-clustered-" in name:
         return "pruning+clustering"
     methods = (("base", "none"), ("torch-", "none"), ("control-", "none"), ("clustered-", "clustering"),
-               ("pruned-", "pruning"), ("quantized-", "quantization"), ("structured-", "structured pruning"))
+               ("pruned-", "pruning"), ("quantized-", "quantization"), ("structured-", "structured pruning"),
+               ("tp-", "structured pruning"))
     for prefix, method in methods:
         if name.startswith(prefix):
             return method

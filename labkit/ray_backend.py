@@ -4,7 +4,8 @@ A unit is the same notebook executed by papermill with parameters that select it
 stay the product. Per seed, the first Keras unit trains (or loads) the base and writes the base and control records;
 the other Keras units start after it and only read them. Once a notebook's units are done, the whole notebook runs
 once more over the finished records (nothing is trained again) as the seed's report, named as in a sequential run.
-Structured-pruning units of one seed run one after another (they share the PyTorch base and control files).
+Structured-pruning units of one seed run one after another (they share the PyTorch base and control files); the last
+is the seed's report, its sparsity curve holding every point.
 
 Every task reads and writes the results and models folders by path, as a sequential run does: on a cluster of
 several machines they must be shared storage (NFS or similar) mounted at the same path on every node, with the
@@ -26,6 +27,7 @@ from labkit.errors import LabkitError, UnitFailed
 from labkit.execution import Job, execute, stale_lines
 from labkit.paths import ROOT, resolve
 from labkit.records import record_path
+from labkit.tracking import Tracker, job_records
 
 KERAS = ("01_clustering", "02_pruning")
 MAX_RETRIES = 3  # a unit whose worker or node dies is run again this many times
@@ -83,8 +85,7 @@ def units_for(jobs: list[Job]) -> list[Unit]:
                 units.append(Unit(job, [u.name for u in parts], report=True))
         previous: list[str] = []
         for job in (j for j in jobs if j.folder == folder and j.notebook not in KERAS):
-            named = replace(job, output=f"{job.notebook}.{job.variants[0]}") if previous else job  # the first reports
-            units.append(Unit(named, previous))
+            units.append(Unit(job, previous))  # named by the runner: the last one is the seed's report
             previous = [units[-1].name]
     return units
 
@@ -99,8 +100,9 @@ def critical_path(units: list[Unit], seconds: dict[str, float]) -> tuple[float, 
 
 
 def run_unit(job: Job, rerun: bool, report: bool, setting: dict[str, Any], queue: Any,
-             *needed: tuple[str | None, float]) -> tuple[str | None, float]:
-    """In a Ray worker: execute one unit's notebook; return the executed notebook (None if skipped) and its time.
+             *needed: tuple[str | None, float, str]) -> tuple[str | None, float, str]:
+    """In a Ray worker: execute one unit's notebook and log its records (labkit.tracking) from here; return the
+    executed notebook (None if skipped), its time, and the tracker's failure ("" when it logged, or was off).
 
     `needed` are the results of the units it runs after; a report unit runs again when any of them ran.
     """
@@ -121,12 +123,14 @@ def run_unit(job: Job, rerun: bool, report: bool, setting: dict[str, Any], queue
     else:
         os.environ["OMP_NUM_THREADS"] = setting["threads"]
     try:
-        output = execute(job, rerun or (report and any(out for out, _ in needed)), print)
+        output = execute(job, rerun or (report and any(result[0] for result in needed)), print)
     except pm.PapermillExecutionError as err:
         raise UnitFailed(f"{err.ename}: {err.evalue} (notebook cell {err.exec_count})") from None
     except DeadKernelError:
         raise UnitFailed("the notebook kernel died (killed, or out of memory)") from None
-    return (str(output) if output else None), time.monotonic() - start
+    if tracker := setting["tracker"]:
+        tracker.log(job.folder, job_records(job.folder, job.variants))
+    return (str(output) if output else None), time.monotonic() - start, tracker.failed if tracker else ""
 
 
 def connect(address: str) -> str:
@@ -160,8 +164,10 @@ def connect(address: str) -> str:
     return f"on {where}: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPUs"
 
 
-def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, log) -> tuple[str, list[Path]]:
+def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, log,
+               tracker: Tracker | None = None) -> tuple[str, list[Path]]:
     """Run the seeds' jobs as Ray units with progress per unit; return where they ran and the executed notebooks.
+    Each unit logs its records to `tracker` (under its parent run) where it runs.
 
     Raises UnitFailed naming every failed unit, once every unit that could run has run.
     """
@@ -180,7 +186,7 @@ def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, lo
 
         try:
             log(f"running {len(units)} unit{'s' * (len(units) != 1)} {where}")
-            return where, _follow(units, force, run, results_dir, models, log)
+            return where, _follow(units, force, run, results_dir, models, log, tracker)
         finally:
             ray.shutdown()
     finally:
@@ -199,7 +205,8 @@ def redo(units: list[Unit]) -> None:
             unit.job = replace(unit.job, parameters={**unit.job.parameters, "force": False})
 
 
-def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models: Path, log) -> list[Path]:
+def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models: Path, log,
+            tracker: Tracker | None) -> list[Path]:
     """Submit every unit, then report each one as it starts, finishes or fails."""
     import ray
     from ray.util.queue import Queue
@@ -209,7 +216,7 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
     queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})  # lives with the driver
     task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(run_unit)
     setting = {"threads": os.environ.get("OMP_NUM_THREADS"), "run": run, "results": str(results_dir),
-               "models": str(models)}
+               "models": str(models), "tracker": tracker}
     refs: dict[str, Any] = {}
     for unit in units:
         refs[unit.name] = task.options(name=unit.name).remote(unit.job, force, unit.report, setting, queue,
@@ -230,7 +237,7 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
         for ref in done:
             unit = named[ref]
             try:
-                output, seconds[unit.name] = ray.get(ref)
+                output, seconds[unit.name], failure = ray.get(ref)
             except ray.exceptions.RayTaskError as err:
                 state[unit.name] = "failed"
                 failed[unit.name] = _reason(unit, err.cause, [n for n in unit.after if state[n] == "failed"])
@@ -242,6 +249,8 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
                 log(f"failed {unit.name}: {failed[unit.name]} [{_counts(state)}]")
                 continue
             state[unit.name] = "done"
+            if failure and tracker:
+                tracker.adopt(failure, log)
             outputs += [Path(output)] if output else []
             for line in stale_lines(Path(output)) if output else []:
                 log(line)

@@ -26,7 +26,7 @@ from labkit.paths import ROOT, shown
 
 Record = dict[str, Any]
 KERAS = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
-TORCH = ("torch", "nni", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert")
+TORCH = ("torch", "nni", "torch-pruning", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert")
 STALE = "recomputing "  # how the line that reports a stale record starts: the runner relays these lines
 
 

@@ -1,7 +1,7 @@
 """The task runner: the course's task names in, executed notebooks (papermill) and records out.
 
 Tasks: all, clustered-all, pruned-all, clustered-<k>-fp32, pruned-<s>-fp32, quantized-int8,
-pruned-<s>-clustered-<k>-fp32, structured-all, structured-<s>, summary.
+pruned-<s>-clustered-<k>-fp32, structured-all, structured-<s>, tp-all, tp-<criterion>-<s>, structured-curve, summary.
 """
 
 from __future__ import annotations
@@ -15,22 +15,26 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from labkit import user_files
+from labkit import tracking, user_files
 from labkit.compress import check_clusters, check_sparsity
 from labkit.data import describe
 from labkit.errors import LabkitError, NotWritten
-from labkit.execution import Job, execute, notebook_parameters, remove_partial_files
+from labkit.execution import COURSE_OUTPUTS, Job, execute, notebook_parameters, remove_partial_files
 from labkit.lock import hold_folder
 from labkit.paths import ROOT, resolve, shown
+from labkit.tp_pruning import check_criterion
 
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
 COMBINED = [0.5, 16]
-STRUCTURED = [0.5]
+STRUCTURED = [0.25, 0.5, 0.75]  # the sparsity curve of structured pruning, both libraries
+LAB_STRUCTURED = 0.5  # the one structured sparsity of `all` (the course's), shown in the executed 03 notebook
+TP_CRITERIA = ["magnitude", "taylor"]
 SEED = 42  # the notebooks' default seed
 NAMED_TASKS = {
-    "all": "every task below, then the summary",
+    "all": "every task below at its lab scale (structured pruning of both libraries at 0.5 only: the curve's other "
+           "points are structured-curve), then the summary",
     "clustered-all": "clustered-<k>-fp32 for k in " + ", ".join(map(str, CLUSTERS)),
     "pruned-all": "pruned-<s>-fp32 for s in " + ", ".join(map(str, SPARSITIES)),
     "clustered-<k>-fp32": "weight clustering to k clusters (k >= 2), FP32 TFLite",
@@ -39,6 +43,11 @@ NAMED_TASKS = {
     "pruned-<s>-clustered-<k>-fp32": "pruning then sparsity-preserving clustering",
     "structured-all": "structured-<s> for s in " + ", ".join(map(str, STRUCTURED)),
     "structured-<s>": "NNI APoZ structured pruning of the PyTorch CNN to sparsity s, ONNX and TFLite",
+    "tp-all": "tp-<c>-<s> for c in " + ", ".join(TP_CRITERIA) + " and s in " + ", ".join(map(str, STRUCTURED)),
+    "tp-<c>-<s>": "Torch-Pruning structured pruning with criterion c (magnitude: L2 group norm; taylor: first-order "
+                  "Taylor) to sparsity s; runs beside structured-<s>, which it is compared with: the same widths, "
+                  "training budget and control",
+    "structured-curve": "the sparsity curve of both libraries: structured-all and tp-all",
     "summary": "the lab summary over the records of the run's seeds",
 }
 
@@ -52,6 +61,7 @@ class Plan:
     sparsities: list[float] = field(default_factory=list)
     combined: list[float] = field(default_factory=list)
     structured: list[float] = field(default_factory=list)
+    tp: list[tuple[str, float]] = field(default_factory=list)  # (criterion, sparsity); each sparsity in `structured`
     summary: bool = False
 
     def clustering_names(self) -> list[str]:
@@ -63,8 +73,18 @@ class Plan:
         names = [f"pruned-{s:g}-fp32" for s in self.sparsities]
         return names + ([combined_name(*self.combined)] if self.combined else [])
 
+    def structured_names(self, sparsity: float) -> list[str]:
+        """Variants of one 03_structured_pruning execution: NNI's at `sparsity`, then Torch-Pruning's."""
+        return [f"structured-{sparsity:g}"] + [tp_name(c, s) for c, s in self.tp if s == sparsity]
+
     def variant_names(self) -> list[str]:
-        return self.clustering_names() + self.pruning_names() + [f"structured-{s:g}" for s in self.structured]
+        return (self.clustering_names() + self.pruning_names()
+                + [name for s in self.structured for name in self.structured_names(s)])
+
+
+def tp_name(criterion: str, sparsity: float) -> str:
+    """The name of a Torch-Pruning variant."""
+    return f"tp-{criterion}-{sparsity:g}"
 
 
 def combined_name(sparsity: float, clusters: int) -> str:
@@ -83,7 +103,8 @@ def plan_tasks(tasks: list[str]) -> Plan:
     for task in (t.strip() for spec in tasks for t in spec.split(",") if t.strip()):
         if task == "all":
             plan = plan_tasks(["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED),
-                               "structured-all", "summary"])
+                               f"structured-{LAB_STRUCTURED:g}",
+                               *(tp_name(c, LAB_STRUCTURED) for c in TP_CRITERIA), "summary"])
         elif task == "clustered-all":
             for k in CLUSTERS:
                 _add(plan.clusters, k)
@@ -93,6 +114,11 @@ def plan_tasks(tasks: list[str]) -> Plan:
         elif task == "structured-all":
             for s in STRUCTURED:
                 _add(plan.structured, s)
+        elif task in ("tp-all", "structured-curve"):
+            for s in STRUCTURED:
+                _add(plan.structured, s)
+                for c in TP_CRITERIA:
+                    _add(plan.tp, (c, s))
         elif task == "quantized-int8":
             plan.quantize_int8 = True
         elif task == "summary":
@@ -105,6 +131,10 @@ def plan_tasks(tasks: list[str]) -> Plan:
             _add(plan.sparsities, check_sparsity(float(m[1])))
         elif m := re.fullmatch(r"structured-(-?[\d.]+)", task):
             _add(plan.structured, check_sparsity(float(m[1])))
+        elif m := re.fullmatch(r"tp-([^-]+)-(-?[\d.]+)", task):
+            sparsity = check_sparsity(float(m[2]))
+            _add(plan.structured, sparsity)
+            _add(plan.tp, (check_criterion(m[1]), sparsity))
         else:
             raise LabkitError(f"unknown task {task!r}: see `python -m labkit run --help` for the task names")
     return plan
@@ -148,11 +178,25 @@ def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int], dataset_sha25
         if names := plan.pruning_names():
             jobs.append(Job("02_pruning", {**each, "sparsities": plan.sparsities or [plan.combined[0]],
                                            "combined": plan.combined}, names, where, "", dataset_sha256))
-        for s in plan.structured:
-            jobs.append(Job("03_structured_pruning", {**each, "sparsity": s}, [f"structured-{s:g}"], where, "",
-                            dataset_sha256))
+        jobs += structured_jobs(plan, each, where, dataset_sha256)
     if plan.summary:
         jobs.append(Job("04_summary", {**common, "seeds": seeds}, [], results_dir))
+    return jobs
+
+
+def structured_jobs(plan: Plan, parameters: dict[str, Any], where: Path, dataset_sha256: str) -> list[Job]:
+    """One 03_structured_pruning execution per sparsity, Torch-Pruning's criteria beside NNI. The last one is the
+    seed's executed notebook (its curve then holds every point): the course's sparsity when planned. The others are
+    named after their variant, write none of the course's files, and only add their points."""
+    order = sorted(plan.structured, key=lambda s: (s == LAB_STRUCTURED, s))
+    jobs = []
+    for s in order:
+        last = s == order[-1]
+        own = {} if last else dict.fromkeys(COURSE_OUTPUTS)
+        criteria = [c for c, at in plan.tp if at == s]
+        names = plan.structured_names(s)
+        jobs.append(Job("03_structured_pruning", {**parameters, **own, "sparsity": s, "tp_criteria": criteria}, names,
+                        where, "" if last else f"03_structured_pruning.{names[0]}", dataset_sha256))
     return jobs
 
 
@@ -204,23 +248,26 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         download_dataset: bool = False, results_path: str | None = None, test_dataset_fraction: float = 1.0,
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
         seeds: list[int] | None = None, model_path: str | None = None,
-        course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None) -> list[Path]:
+        course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None,
+        tracking_uri: str | None = None, track: bool = True) -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
     first, the user's files included (see labkit.user_files).
 
     The dataset is `dataset`, or recognised from the layout under dataset_root, and described once
     (labkit.data.describe). `model_path` is the user's Keras classifier, the base of the Keras tasks; `course_files`
     holds the course's structured-pruning files (input_model, backup_model, final_model, onnx_model,
-    tflite_model), each written by the run or the run fails naming it. Without tasks: all, or structured-all when
+    tflite_model), each written by the run or the run fails naming it. Without tasks: all, or structured-0.5 when
     course files are named. Each seed's records go to `<results>/seed-<seed>/`; a record is reused only when its
     key matches this run (labkit.records), else it is computed again and a line says what differed. With the
     summary task, the lab summary (over the run's seeds) and HTML reports of the executed notebooks (the first
     seed's) go to summary_path: by default the committed summary for the lab's default run only, `<results>/summary`
     for any other. With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every
-    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here.
+    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here. Unless `track` is False,
+    every record becomes an MLflow run right after the notebook that wrote it, under a parent run that gets the
+    summary: at `tracking_uri`, else $MLFLOW_TRACKING_URI, else the results folder's own store (labkit.tracking).
     """
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
-    tasks = tasks or (["structured-all"] if course_files else ["all"])
+    tasks = tasks or ([f"structured-{LAB_STRUCTURED:g}"] if course_files else ["all"])
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
@@ -229,10 +276,11 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
     data = describe(dataset, dataset_root, download_dataset)
     if plan.structured and (problem := user_files.structured_problem(data)):
-        if any(t.startswith("structured-") for spec in tasks for t in spec.split(",")) or _outputs(course_files):
+        if any(t.startswith(("structured-", "tp-")) for spec in tasks for t in spec.split(",")) or _outputs(
+                course_files):
             raise LabkitError(problem)
         log(f"structured pruning left out of this run: {problem}")
-        plan.structured = []
+        plan.structured, plan.tp = [], []
     results_dir = Path(results_path or ROOT / "results" / data.kind).resolve()
     summary_dir = Path(summary_path or (SUMMARY if default else results_dir / "summary")).resolve()
     params = dict(params or {})
@@ -248,8 +296,12 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     keras = bool(plan.clustering_names() or plan.pruning_names())
     user_files.check(data, model_path, course_files, keras, bool(plan.structured), params.get("image_size", 128),
                      params.get("weights"))
+    tracker = tracking.tracker_for(results_dir, tracking_uri, "local" if ray is None else "ray") if track else None
+    about = {"tasks": tasks, "seeds": seeds, "dataset": data.kind, "dataset.sha256": data.sha256,
+             "test_dataset_fraction": test_dataset_fraction, "force": force, **params}
     started = time.time()
-    with hold_folder(results_dir):
+    with hold_folder(results_dir), tracking.lab_run(tracker, data.kind, about, {"labkit.results": shown(results_dir)},
+                                                    log):
         if stale := remove_partial_files(results_dir):
             log(f"removed {stale} partial file(s) left by a stopped run")
         for job in jobs:
@@ -259,7 +311,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
             from labkit.ray_backend import run_on_ray
 
-            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log)
+            on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log, tracker)
             jobs = [j for j in jobs if j.folder == results_dir]
             for job in jobs:  # the summary says where the seeds ran
                 job.parameters["executed_on"] = on_ray
@@ -270,8 +322,10 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             log(f"[{i}/{len(jobs)}] {job.notebook}{where}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
             if out := execute(job, force, log):
                 outputs.append(out)
+            tracking.log_job(tracker, job.folder, job.variants, log)
         if plan.summary:
             export_reports(results_dir, seeds, summary_dir, log)
+            tracking.log_summary(tracker, results_dir, seeds, summary_dir, params.get("margin_pp"), log)
     log(f"done in {clock(time.monotonic() - start)}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
     check_written(course_files, started)

@@ -7,16 +7,18 @@ ai-edge-torch once pulled a torch-xla that did), so the check imports what the n
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
 MODULES = [
-    "tensorflow", "tf_keras", "tensorflow_model_optimization", "torch", "nni", "litert_torch",
+    "tensorflow", "tf_keras", "tensorflow_model_optimization", "torch", "nni", "torch_pruning", "litert_torch",
     "onnx", "onnxruntime", "ai_edge_litert", "netron", "papermill", "nbconvert", "seaborn", "sklearn", "statsmodels",
-    "ray",
+    "ray", "mlflow",
 ]
 
 
 def check_stack() -> dict[str, str]:
-    """Import every package of the lab and the legacy NNI classes; return {module: version}."""
+    """Import every package of the lab, the legacy NNI classes and Torch-Pruning's pruner and criteria; return
+    {module: version}."""
     import labkit  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
     versions = {}
@@ -26,6 +28,10 @@ def check_stack() -> dict[str, str]:
     import tensorflow as tf
     from nni.compression.pytorch.pruning import ActivationAPoZRankPruner  # noqa: F401
     from nni.compression.pytorch.speedup import ModelSpeedup  # noqa: F401
+    from torch_pruning.pruner import BasePruner  # noqa: F401
+    from torch_pruning.pruner.importance import GroupMagnitudeImportance, GroupTaylorImportance  # noqa: F401
+
+    versions["torch_pruning"] = metadata.version("torch-pruning")  # the 1.6.1 wheel's __version__ says 1.6.0
 
     if "tf_keras" not in tf.keras.__name__:
         raise RuntimeError(f"tf.keras is {tf.keras.__name__}, not Keras 2: set TF_USE_LEGACY_KERAS=1 first")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import answers, report, seeds, speed, stats
+from labkit import answers, pruners, report, seeds, speed, stats
 from labkit.files import atomic_write_text, read_json, write_json
 from labkit.records import made_by
 
@@ -149,6 +149,9 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
             body = md.read_text().split("\n", 2)[2].strip()
             parts += [f"### {r['name']}", "", body, "", f"![confusion matrix of {r['name']}]({_copy(png, images)})",
                       ""]
+    parts += _pruners_section(records, images)
+    for svg in sorted(results_dir.glob("torch-base-fp32-*.svg")):
+        parts += [f"Netron: `{svg.stem}`, the PyTorch base", "", f"![{svg.stem}]({_copy(svg, images)})", ""]
     for r in (r for r in records if r["method"] == "structured pruning"):
         parts += _structured_section(r, results_dir, images)
     if reports:
@@ -163,20 +166,33 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     return readme
 
 
+def _pruners_section(records: list[Record], images: Path) -> list[str]:
+    """NNI's and Torch-Pruning's variants side by side along the sparsity curve (labkit.pruners), when both ran."""
+    if not any(r.get("vs_pruner") for r in records) or "torch-base-fp32" not in {r["name"] for r in records}:
+        return []
+    images.mkdir(parents=True, exist_ok=True)
+    figure = images / "structured-pruners.png"
+    pruners.plot_curve(records).savefig(figure, dpi=110)
+    return ["## Structured pruners along the sparsity curve", "",
+            report.markdown(pruners.comparison_table(records)), "",
+            "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)", ""]
+
+
 def _structured_section(record: Record, results_dir: Path, images: Path) -> list[str]:
     stages = record["stages"]
     name = record["name"]
     before, after = stages["base"]["shapes"], stages["fine-tuned"]["shapes"]
     shapes = pd.DataFrame({"before": {k: str(v) for k, v in before.items()},
                            "after": {k: str(v) for k, v in after.items()}})
-    parts = [f"## Structured pruning: {name}", "", "Layer weight shapes before and after ModelSpeedup:", "",
-             shapes.to_markdown(), ""]
+    parts = [f"## Structured pruning: {name} ({pruners.pruner(record)})", "",
+             "Layer weight shapes before and after pruning:", "", shapes.to_markdown(), ""]
     stages_md = results_dir / f"{name}-stages.md"
     if stages_md.is_file():
         parts += ["Accuracy, batch-1 latency, parameters and FLOPs at every stage:", "", stages_md.read_text(), ""]
-    log = results_dir / f"{name}-compress.log"
-    if log.is_file():
-        parts += ["Pruning log of `compress()`:", "", "```", log.read_text().strip(), "```", ""]
-    for svg in sorted(results_dir.glob("*-fp32-*.svg")):
+    for log, what in ((results_dir / f"{name}-compress.log", "NNI's `compress()`"),
+                      (results_dir / f"{name}-prune.log", "Torch-Pruning")):
+        if log.is_file():
+            parts += [f"Pruning log of {what}:", "", "```", log.read_text().strip(), "```", ""]
+    for svg in sorted(results_dir.glob(f"{name}-fp32-*.svg")):
         parts += [f"Netron: `{svg.stem}`", "", f"![{svg.stem}]({_copy(svg, images)})", ""]
     return parts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 
@@ -60,7 +62,58 @@ def test_pruned_model_is_tested_against_the_base_trained_as_long(structured_run)
 
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
 def test_netron_pictures_hold_the_graph(structured_run):
-    for label in ("torch-base", "structured-0.5"):
+    for label in ("torch-base", "structured-0.5", "tp-magnitude-0.5"):
         for kind in ("onnx", "tflite"):
             svg = (structured_run / f"{label}-fp32-{kind}.svg").read_text()
             assert svg.startswith("<svg") and svg.count("graph-node") >= 5
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "taylor"])
+def test_torch_pruning_variant_has_nnis_widths_exports_and_agrees(structured_run, criterion):
+    records = {r["name"]: r for r in load_records(structured_run)}
+    name = f"tp-{criterion}-0.5"
+    record, nni = records[name], records["structured-0.5"]
+    stages = record["stages"]
+    assert stages["fine-tuned"]["shapes"] == nni["stages"]["fine-tuned"]["shapes"]  # NNI's widths, layer by layer
+    assert stages["fine-tuned"]["parameters"] == nni["stages"]["fine-tuned"]["parameters"]
+    assert stages["fine-tuned"]["flops"] < stages["base"]["flops"] / 3.9
+    assert record["stages"]["ONNX pruned"]["latency"]["median_ms"] < record["stages"]["ONNX base"]["latency"][
+        "median_ms"]
+    onnx.checker.check_model(onnx.load(str(structured_run / f"{name}-fp32.onnx")))
+    tflite.load(structured_run / f"{name}-fp32.tflite")
+    checks = record["parity"][name]
+    assert checks["onnx_max_abs_diff"] < 1e-4 and checks["tflite_max_abs_diff"] < 1e-4
+    assert checks["onnx_argmax_agreement"] == checks["tflite_argmax_agreement"] == 1.0
+    assert record["accuracy_before_fine_tuning"] == stages["pruned"]["accuracy"]
+    assert "group conv3: 32 -> 16 channels; coupled: conv3 outputs, fc1 inputs" in (
+        structured_run / f"{name}-prune.log").read_text()
+
+
+def test_both_libraries_are_compared_with_one_control_at_one_budget(structured_run):
+    """The key names pruner and criterion; the budget, the control and its record are NNI's."""
+    from labkit.records import digest
+
+    records = {r["name"]: r for r in load_records(structured_run)}
+    control = records["torch-control-fp32"]
+    nni = records["structured-0.5"]
+    assert nni["key"]["variant"] == {"pruner": "nni", "criterion": "apoz", "sparsity": 0.5, **control["params"]}
+    for criterion in ("magnitude", "taylor"):
+        record = records[f"tp-{criterion}-0.5"]
+        assert record["key"]["variant"] == {"pruner": "torch-pruning", "criterion": criterion, "sparsity": 0.5,
+                                            **control["params"]}
+        assert record["key"]["control"] == nni["key"]["control"] == {"name": "torch-control-fp32",
+                                                                     "key": digest(control["key"])}
+        assert record["vs_control"]["control"] == "torch-control-fp32"
+        assert record["key"]["versions"]["torch-pruning"] == "1.6.1"
+    saved = json.loads((structured_run / "torch-checkpoints.json").read_text())
+    assert saved["done"] == ["control"] and saved["measured"]["control"] == nni["stages"]["control"]
+
+
+def test_the_report_and_summary_compare_the_pruners(tiny_lab):
+    executed = (tiny_lab["results"] / "notebooks" / "03_structured_pruning.ipynb").read_text()
+    assert "Compare the pruners along the sparsity curve" in executed and "Torch-Pruning taylor" in executed
+    summary = (tiny_lab["summary"] / "README.md").read_text()
+    assert "## Does the structured pruner matter?" in summary
+    assert "**tp-taylor-0.5** (Torch-Pruning taylor) − **structured-0.5** (NNI APoZ)" in summary
+    assert "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)" in summary
+    assert (tiny_lab["summary"] / "images" / "structured-pruners.png").is_file()

@@ -102,7 +102,8 @@ def test_compression_shrinks_the_zip(fashion_run):
 def test_rerun_skips_finished_notebooks(tiny_lab):
     results = tiny_lab["root"]
     log: list[str] = []
-    tasks = ["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32", "structured-0.5"]
+    tasks = ["clustered-all", "quantized-int8", "pruned-all", "pruned-0.5-clustered-16-fp32", "structured-0.5",
+             "tp-magnitude-0.5", "tp-taylor-0.5"]
     outputs = runner.run(tasks, results_path=str(results), test_dataset_fraction=0.05,
                          params={**TINY_LAB, "models_dir": str(tiny_lab["tmp"] / "models")}, log=log.append)
     assert outputs == []
@@ -148,6 +149,6 @@ def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(t
         assert len(list((tmp_path / "models").glob(f"fashion-mnist-*-base-*-s{seed}.keras"))) == 1
     readme = (tmp_path / "summary" / "README.md").read_text()
     assert "Seeds: 2 (1, 2)" in readme and "## Seed by seed" in readme and "| seed      | 1, 2 " in readme
-    assert "Δ vs control, seed 2 (pp)" in readme and "2 seeds)" in readme  # the dominance evidence counts them
+    assert "Δ vs control, seed 2 (pp)" in readme and "Δ 95 % CI over seeds (pp)" in readme  # the seed is the unit
     assert sorted(p.name for p in (tmp_path / "summary").glob("*.html")) == ["01_clustering.html", "04_summary.html"]
     assert any("01_clustering, seed-2" in line for line in log)

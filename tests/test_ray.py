@@ -18,8 +18,9 @@ import psutil
 import pytest
 from conftest import ROOT
 from test_robustness import TINY_KERAS, files_state, needs_fashion, wait_for
+from test_tracking import complete, runs_in
 
-from labkit import runner
+from labkit import records, runner, tracking
 from labkit.data.fashion_mnist import FILES
 from labkit.errors import LabkitError
 from labkit.ray_backend import connect, critical_path, units_for
@@ -98,12 +99,13 @@ def test_units_split_per_variant_after_the_base_unit():
     assert pruning.after == [first] and pruning.job.parameters["combined"] == [0.5, 16]
     report = by_name["seed-42/01_clustering"]
     assert report.report and set(report.after) == {first, "seed-42/01_clustering.clustered-4-fp32"}
-    assert by_name["seed-42/03_structured_pruning.structured-0.3"].after == ["seed-42/03_structured_pruning"]
+    # structured units one after another, the course's sparsity last: its notebook is the report, its curve complete
+    assert by_name["seed-42/03_structured_pruning"].after == ["seed-42/03_structured_pruning.structured-0.3"]
     assert not by_name["seed-43/01_clustering.clustered-2-fp32"].after  # seeds are independent
     seconds = {first: 10, "seed-42/01_clustering.clustered-4-fp32": 5, "seed-42/01_clustering": 3,
                "seed-42/03_structured_pruning": 30}
-    assert critical_path(units, seconds) == (30, ["seed-42/03_structured_pruning",
-                                                  "seed-42/03_structured_pruning.structured-0.3"])
+    assert critical_path(units, seconds) == (30, ["seed-42/03_structured_pruning.structured-0.3",
+                                                  "seed-42/03_structured_pruning"])
 
 
 def test_a_local_ray_that_does_not_start_stops_the_run_in_one_line(monkeypatch):
@@ -187,6 +189,9 @@ def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequen
     after = files_state(seed.glob("*.json"))
     assert {name: after[name] for name in finished} == finished  # kept, not redone
     same_records(sequential, seed)
+    logged = complete(runs_in(tracking.default_store(results)[0]))  # each record once, logged where its unit ran
+    assert set(logged) == {records.digest(r) for r in records.load_records(seed)}
+    assert {run.data.tags["labkit.where"] for run in logged.values()} == {"ray"}
     no_leftovers(seed, {"01_clustering.ipynb", *(f"01_clustering.{t}.ipynb" for t in CLUSTERED)})
 
 

@@ -17,6 +17,31 @@ def test_all_expands_to_every_course_variant():
         "01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
 
 
+def test_all_runs_both_structured_pruners_at_the_courses_sparsity_in_one_execution():
+    jobs = [job for job in jobs_for(plan_tasks(["all"]), {"results_dir": "r"}, [42])
+            if job.notebook == "03_structured_pruning"]
+    assert [(job.variants, job.parameters["sparsity"], job.parameters["tp_criteria"], job.output) for job in jobs] == [
+        (["structured-0.5", "tp-magnitude-0.5", "tp-taylor-0.5"], 0.5, ["magnitude", "taylor"], "")]
+
+
+def test_the_curve_runs_each_sparsity_once_and_reports_the_courses_last():
+    common = {"results_dir": "r", "final_model": "/tmp/final.pth"}
+    jobs = jobs_for(plan_tasks(["structured-curve"]), common, [42])
+    assert [(job.parameters["sparsity"], job.output, job.parameters["final_model"]) for job in jobs] == [
+        (0.25, "03_structured_pruning.structured-0.25", None), (0.75, "03_structured_pruning.structured-0.75", None),
+        (0.5, "", "/tmp/final.pth")]  # the report: the course's sparsity, its curve complete; it alone writes files
+    assert jobs[0].variants == ["structured-0.25", "tp-magnitude-0.25", "tp-taylor-0.25"]
+    assert plan_tasks(["tp-all"]).variant_names() == plan_tasks(["structured-curve"]).variant_names()
+    assert plan_tasks(["structured-all"]).tp == []
+
+
+def test_a_torch_pruning_task_runs_beside_nni_at_its_sparsity():
+    plan = plan_tasks(["tp-taylor-0.3"])
+    assert plan.structured == [0.3] and plan.variant_names() == ["structured-0.3", "tp-taylor-0.3"]
+    job = jobs_for(plan, {"results_dir": "r"}, [1])[0]
+    assert job.parameters["tp_criteria"] == ["taylor"] and job.output == ""
+
+
 def test_each_seed_runs_the_lab_in_its_own_folder_then_one_summary():
     jobs = jobs_for(plan_tasks(["clustered-2-fp32", "structured-0.5", "summary"]), {"results_dir": "r"}, [7, 8])
     assert [(job.notebook, job.folder.name, job.parameters.get("seed")) for job in jobs] == [
@@ -51,6 +76,8 @@ def test_single_tasks_and_comma_lists():
     ("pruned-0-fp32", "sparsity 0.0 is outside"),
     ("pruned-1.2-fp32", "sparsity 1.2 is outside"),
     ("structured-1", "sparsity 1.0 is outside"),
+    ("tp-l1-0.5", "unknown Torch-Pruning criterion 'l1'"),
+    ("tp-taylor-0", "sparsity 0.0 is outside"),
     ("quantised", "unknown task 'quantised'"),
 ])
 def test_bad_tasks_are_one_line_errors(task, message):

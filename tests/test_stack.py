@@ -18,3 +18,10 @@ def test_whole_stack_imports_with_legacy_keras():
 def test_cli_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "labkit", "--help"], capture_output=True, text=True, check=True)
     assert "check" in out.stdout and "data" in out.stdout
+
+
+def test_torch_pruning_is_the_pinned_release():
+    """The 1.6.1 wheel's own __version__ says 1.6.0: the check and the records read the package's metadata."""
+    from labkit.records import versions
+
+    assert check_stack()["torch_pruning"] == versions(("torch-pruning",))["torch-pruning"] == "1.6.1"

@@ -97,15 +97,20 @@ def read_idx(path: Path, expected_md5: str | None = None) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-def describe(root: str | Path | None = None, download: bool = False) -> Descriptor:
-    """Fashion-MNIST where it is found (downloaded first when asked and missing). Its checksum is that of the official
-    files' content, which loading verifies: Debian's recompressed copy and the upstream files are the same data."""
+def _found(root: str | Path | None, download: bool) -> Path:
+    """The folder holding the files, downloaded into the user cache first when asked and missing."""
     try:
-        folder = find_fashion_mnist(root)
+        return find_fashion_mnist(root)
     except LabkitError:
         if not download:
             raise
-        folder = download_fashion_mnist()
+        return download_fashion_mnist()
+
+
+def describe(root: str | Path | None = None, download: bool = False) -> Descriptor:
+    """Fashion-MNIST where it is found (downloaded first when asked and missing). Its checksum is that of the official
+    files' content, which loading verifies: Debian's recompressed copy and the upstream files are the same data."""
+    folder = _found(root, download)
     official = hashlib.sha256("".join(FILES.values()).encode()).hexdigest()
     return Descriptor("fashion-mnist", folder, tuple(CLASS_NAMES), (28, 28), 1, len(FILES), official)
 
@@ -113,12 +118,7 @@ def describe(root: str | Path | None = None, download: bool = False) -> Descript
 def load_fashion_mnist(root: str | Path | None = None, download: bool = False,
                        verify: bool = True) -> Dataset:
     """Load all of Fashion-MNIST: 60,000 train and 10,000 test 28x28 uint8 images with labels 0-9."""
-    try:
-        folder = find_fashion_mnist(root)
-    except LabkitError:
-        if not download:
-            raise
-        folder = download_fashion_mnist()
+    folder = _found(root, download)
     arrays = {stem: read_idx(_file_in(folder, stem), md5 if verify else None) for stem, md5 in FILES.items()}
     return Dataset(
         x_train=arrays["train-images-idx3-ubyte"], y_train=arrays["train-labels-idx1-ubyte"].astype(np.int64),

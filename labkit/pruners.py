@@ -1,0 +1,137 @@
+"""The structured pruners compared: NNI's APoZ and Torch-Pruning's criteria, at the same widths, on the same test
+images, along the sparsity curve.
+
+At one sparsity every pruner leaves the same layer widths (labkit.tp_pruning), so the same parameters, FLOPs and
+computation: which pruner keeps more accuracy at the same speed-up is a paired comparison of their predictions on
+the same test images, each Torch-Pruning variant against NNI's at its sparsity (bootstrap interval and exact McNemar
+test, Holm-corrected over the run's comparisons; over several seeds, the seeds' t-test, as for the controls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from labkit import report, speed, stats
+from labkit.evaluate import versus
+
+Record = dict[str, Any]
+NNI = "NNI APoZ"
+
+
+def pruner(record: Record) -> str:
+    """Which pruner and criterion made a structured-pruning record, in words ("NNI APoZ", "Torch-Pruning taylor")."""
+    params = record["params"]
+    return f"Torch-Pruning {params['criterion']}" if params.get("pruner") == "torch-pruning" else NNI
+
+
+def structured(records: list[Record], control: Record | None = None) -> list[Record]:
+    """The structured-pruning records, by sparsity then pruner; with `control`, only those compared with that very
+    control record (the same budget and base: records of other settings left in the folder are not this curve's)."""
+    found = [r for r in records if r["method"] == "structured pruning"]
+    if control is not None:
+        from labkit.records import digest
+
+        found = [r for r in found if (r["key"].get("control") or {}).get("key") == digest(control["key"])]
+    return sorted(found, key=lambda r: (r["params"]["sparsity"], pruner(r) != NNI, pruner(r)))
+
+
+def _nni_of(record: Record, named: dict[str, Record]) -> Record | None:
+    return named.get(f"structured-{record['params']['sparsity']:g}") if pruner(record) != NNI else None
+
+
+def _pairs(records: list[Record]) -> list[tuple[Record, Record]]:
+    named = {r["name"]: r for r in records}
+    return [(r, nni) for r in structured(records) if (nni := _nni_of(r, named))]
+
+
+def with_comparisons(records: list[Record], folders: list[Path]) -> list[Record]:
+    """Records whose Torch-Pruning variants carry `vs_pruner`: their paired comparison with NNI's variant at the
+    same sparsity, from the predictions kept in each seed's folder (one folder per seed).
+
+    One seed: the accuracy difference with its paired bootstrap interval and exact McNemar test, Holm-corrected over
+    the comparisons, and a verdict when both agree. Several seeds: the seeds' differences with a t-interval and
+    t-test, Holm-corrected, as the controls' (labkit.stats.seed_family); `per_seed` keeps each seed's test.
+    """
+    pairs = _pairs(records)
+    if not pairs:
+        return records
+    per_seed = {r["name"]: [versus(folder, r["name"], nni["name"]) for folder in folders] for r, nni in pairs}
+    if len(folders) > 1:
+        family = stats.seed_family(per_seed)
+        tests = {name: {**family[name], "control": seeds[0]["control"], "test": "t-test over seeds", "per_seed": seeds}
+                 for name, seeds in per_seed.items()}
+    else:
+        adjusted = stats.holm([seeds[0]["p_value"] for seeds in per_seed.values()])
+        tests = {name: {**seeds[0], "p_holm": p, "verdict": stats.verdict(seeds[0], p), "test": "McNemar"}
+                 for (name, seeds), p in zip(per_seed.items(), adjusted, strict=True)}
+    return [{**r, "vs_pruner": tests[r["name"]]} if r["name"] in tests else r for r in records]
+
+
+def comparison_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
+    """Per structured-pruning variant: pruner, sparsity, parameters, accuracy with its interval, the change against
+    the common control, batch-1 speed-up and zipped reduction against the base, and, for Torch-Pruning, the paired
+    difference from NNI at the same widths with its interval, Holm-corrected p and verdict."""
+    named = {r["name"]: r for r in records}
+    base, tests = named.get("torch-base-fp32"), report.tested(records, margin_pp)
+    rows = []
+    for r in structured(records):
+        low, high = report.accuracy_interval(r)
+        control, other = tests.get(r["name"]), r.get("vs_pruner")
+        rows.append({
+            "variant": r["name"], "pruner": pruner(r), "sparsity": r["params"]["sparsity"],
+            "parameters": r["stages"]["fine-tuned"]["parameters"],
+            "accuracy": r["metrics"]["accuracy"], "accuracy 95 % CI": f"{low:.4f} – {high:.4f}",
+            "Δ vs control (pp)": control["delta_pp"] if control else None,
+            "Δ vs control 95 % CI": f"{control['low_pp']:+.2f} … {control['high_pp']:+.2f}" if control else "",
+            "× faster than base": speed.speed_factor(r, base)[0] if base else None,
+            "× smaller zipped": r["size"]["times_smaller"],
+            "Δ vs NNI (pp)": other["delta_pp"] if other else None,
+            "Δ vs NNI 95 % CI": f"{other['low_pp']:+.2f} … {other['high_pp']:+.2f}" if other else "",
+            "p vs NNI (Holm)": other["p_holm"] if other else None,
+            "vs NNI": other["verdict"] if other else ""})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def plot_curve(records: list[Record]):
+    """Accuracy (95 % intervals) against batch-1 TFLite speed-up and against zipped size reduction, both over the
+    PyTorch base: one line per pruner along its sparsities, the common control's accuracy as a band."""
+    named = {r["name"]: r for r in records}
+    base, control = named["torch-base-fp32"], named.get("torch-control-fp32")
+    curve = structured(records)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    axes_of = ((axes[0], "× faster than the base (batch 1, TFLite)", lambda r: speed.speed_factor(r, base)[0]),
+               (axes[1], "× smaller zipped than the base", lambda r: r["size"]["times_smaller"]))
+    for ax, xlabel, x_of in axes_of:
+        for i, ((label, group), marker) in enumerate(zip(_by_pruner(curve).items(), "osD^v", strict=False)):
+            xs, ys = [x_of(r) for r in group], [r["metrics"]["accuracy"] for r in group]
+            spans = [[max(0.0, y - report.accuracy_interval(r)[0]) for y, r in zip(ys, group, strict=True)],
+                     [max(0.0, report.accuracy_interval(r)[1] - y) for y, r in zip(ys, group, strict=True)]]
+            ax.errorbar(xs, ys, yerr=spans, fmt=f"{marker}-", capsize=3, label=label, alpha=0.85)
+            for x, y, r in zip(xs, ys, group, strict=True) if i == 0 else ():  # the pruners share their sparsities
+                ax.annotate(f"{r['params']['sparsity']:g}", (x, y), textcoords="offset points", xytext=(5, -12),
+                            fontsize=8)
+        if control:
+            low, high = report.accuracy_interval(control)
+            ax.axhspan(low, high, color="tab:orange", alpha=0.15, label="control, 95 % CI")
+        ax.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="base")
+        ax.set(xlabel=xlabel, xscale="log", title="Accuracy against " + ("speed" if ax is axes[0] else "size"))
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}×"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0].set_ylabel("test accuracy (labels: sparsity)")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _by_pruner(curve: list[Record]) -> dict[str, list[Record]]:
+    grouped: dict[str, list[Record]] = {}
+    for r in curve:
+        grouped.setdefault(pruner(r), []).append(r)
+    return grouped
