@@ -209,7 +209,8 @@ def outdated(svg_path: Path, model_path: Path) -> bool:
 
 
 def render_svg(model_path: Path, svg_path: Path, timeout_s: float = 60) -> Path | None:
-    """Render a model graph to SVG with Netron in headless Chromium; None (with a printed note) without Chromium."""
+    """Render a model graph to SVG with Netron in headless Chromium; None (with a printed note) without Chromium or
+    when Netron exports nothing within timeout_s."""
     chromium = find_chromium()
     if chromium is None:
         print(f"note: no Chromium found, so no static graph picture of {Path(model_path).name}; "
@@ -222,6 +223,9 @@ def render_svg(model_path: Path, svg_path: Path, timeout_s: float = 60) -> Path 
             svg = pool.submit(_render, chromium, f"http://127.0.0.1:{port}/", timeout_s).result()
     finally:
         stop(port)
+    if not svg:
+        print(f"note: Netron drew no graph of {Path(model_path).name} within {timeout_s:g} s, so no static picture")
+        return None
     return atomic_write_text(Path(svg_path), svg)
 
 
@@ -239,18 +243,18 @@ def _render(chromium: str, url: str, timeout_s: float) -> str:
             page.wait_for_selector("body.default #canvas .graph-node", timeout=timeout_s * 1000, state="attached")
             session = context.new_cdp_session(page)
             # Netron replaces window.eval, so page.evaluate fails; CDP's Runtime.evaluate still works.
-            script = """(async () => {
+            # The export is raced against a timer: a CDP call has no timeout of its own, and an export that never
+            # settles would hang the notebook cell for good.
+            script = f"""(async () => {{
                 const view = window.__view__;
                 let svg = null;
-                view._host.export = async (file, blob) => { svg = await blob.text(); };
-                await view.export('graph.svg');
+                view._host.export = async (file, blob) => {{ svg = await blob.text(); }};
+                const late = new Promise(resolve => setTimeout(resolve, {timeout_s * 1000:.0f}));
+                await Promise.race([view.export('graph.svg'), late]);
                 return svg;
-            })()"""
+            }})()"""
             result = session.send("Runtime.evaluate", {"expression": script, "awaitPromise": True,
                                                        "returnByValue": True})
-            svg = result.get("result", {}).get("value")
-            if not svg:
-                raise RuntimeError(f"Netron did not export an SVG: {result}")
-            return svg
+            return result.get("result", {}).get("value") or ""
         finally:
             browser.close()

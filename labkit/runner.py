@@ -82,6 +82,12 @@ class Plan:
                 + [name for s in self.structured for name in self.structured_names(s)])
 
 
+def lab_tasks() -> list[str]:
+    """What `all` stands for: every notebook task at its lab scale, then the summary."""
+    return ["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED), f"structured-{LAB_STRUCTURED:g}",
+            *(tp_name(c, LAB_STRUCTURED) for c in TP_CRITERIA), "summary"]
+
+
 def tp_name(criterion: str, sparsity: float) -> str:
     """The name of a Torch-Pruning variant."""
     return f"tp-{criterion}-{sparsity:g}"
@@ -102,9 +108,7 @@ def plan_tasks(tasks: list[str]) -> Plan:
     plan = Plan()
     for task in (t.strip() for spec in tasks for t in spec.split(",") if t.strip()):
         if task == "all":
-            plan = plan_tasks(["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED),
-                               f"structured-{LAB_STRUCTURED:g}",
-                               *(tp_name(c, LAB_STRUCTURED) for c in TP_CRITERIA), "summary"])
+            plan = plan_tasks(lab_tasks())
         elif task == "clustered-all":
             for k in CLUSTERS:
                 _add(plan.clusters, k)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEBIAN_FASHION, ROOT, answered, jupyterlab
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
 from labkit import assignment, netron
@@ -182,12 +183,25 @@ ALL_RAN = """() => {
 }"""
 
 
+def wait_until_all_ran(page, notebook, lab: dict, minutes: float = 10) -> None:
+    """Wait until every code cell has run (or one shows an error); on time-out, fail naming the cell still running,
+    the kernel's state and the end of the server's log: a hang says where it is."""
+    try:
+        page.wait_for_function(ALL_RAN, timeout=minutes * 60_000, polling=1000)
+    except PlaywrightTimeout:
+        busy = notebook.locator(".jp-CodeCell", has=page.locator(".jp-InputPrompt", has_text="[*]"))
+        running = busy.first.locator(".jp-InputArea-editor").inner_text()[:400] if busy.count() else "none"
+        log = (lab["root"] / "server.log").read_text()[-2000:]
+        pytest.fail(f"not all cells ran in {minutes:g} min; running: {running!r}; sessions: {_api(lab, 'sessions')}; "
+                    f"server log: {log}")
+
+
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
 def test_structured_pruning_runs_in_jupyterlab_and_netron_shows_the_graph(page, lab):
     notebook, _ = open_notebook(page, lab, "03_structured_pruning")
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    page.wait_for_function(ALL_RAN, timeout=900_000, polling=1000)
+    wait_until_all_ran(page, notebook, lab)
     errors = notebook.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
     assert errors.count() == 0, errors.all_inner_texts()
     stderr = notebook.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
