@@ -1,5 +1,8 @@
 # The two commands of the README: `make lab` runs the whole lab, `make test` runs the tests.
-.PHONY: setup lab test lint bench ui
+# The student edition: `make assignment` writes it, `make autograde SUBMISSIONS=folder` grades it, `make grades`
+# refreshes feedback and grades after grading answers by hand.
+.PHONY: setup lab test lint bench assignment autograde grades ui
+SUBMISSIONS ?= assignment/submissions
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +18,15 @@ lint: setup
 
 bench: setup
 	.venv/bin/python benchmarks/run.py
+
+assignment: setup
+	.venv/bin/python -m labkit assignment
+
+autograde: setup
+	.venv/bin/python -m labkit autograde $(SUBMISSIONS)
+
+grades: setup
+	.venv/bin/python -m labkit grades
 
 # the MLflow UI on 127.0.0.1:5000 over a results folder's own store: make ui [RESULTS=results/<dataset>] [PORT=5001]
 ui: setup

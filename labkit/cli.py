@@ -1,4 +1,4 @@
-"""Command line: `python -m labkit check|data|run|track|ui`."""
+"""Command line: `python -m labkit check|data|run|track|ui|assignment|autograde|grades`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from labkit import assignment
 from labkit.errors import LabkitError, NotWritten, UnitFailed
 
 COURSE_FILES = {
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the results folder (default: the lab's, results/fashion-mnist in the project)")
     ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.set_defaults(func=_ui)
+    assignment.add_commands(commands)
     return parser
 
 

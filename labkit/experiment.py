@@ -16,7 +16,7 @@ from labkit.data import Dataset, describe, load_dataset, preprocess, tf_dataset,
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant
 from labkit.export import to_int8_tflite, to_tflite
-from labkit.files import read_json, write_json
+from labkit.files import atomic_write_bytes, read_json, write_json
 from labkit.keras_models import compile_model, load_model, save_model
 from labkit.records import Context, load_record, read_record
 
@@ -58,6 +58,11 @@ class Experiment:
         if self.is_pets and method == "clustering":
             return compress.head_and_late_convs
         return compress.compressible_by(method) if self.user_model is not None else None
+
+    def wraps(self, method: str = "clustering") -> compress.LayerFilter:
+        """The layers to wrap one by one for `method`: those `layer_filter` picks, or, for the lab's own CNN, every
+        layer TFMOT can compress (the same ones it wraps when given the whole model)."""
+        return self.layer_filter(method) or compress.compressible_by(method)
 
 
 def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, download_dataset: bool = False,
@@ -170,10 +175,29 @@ def accuracy_now(exp: Experiment, model) -> float:
     return float((model.predict(exp.x_test, batch_size=256, verbose=0).argmax(axis=1) == exp.y_test).mean())
 
 
+def accuracy_at_start(exp: Experiment):
+    """A Keras callback whose `accuracy` is the test accuracy when fit starts, before the first update: what
+    compression cost before fine-tuning buys it back. A pruned model gets its masks first, as at TFMOT's first step.
+    """
+    import tensorflow as tf
+
+    class AccuracyAtStart(tf.keras.callbacks.Callback):
+        accuracy: float | None = None
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if any(hasattr(layer, "pruning_obj") for layer in self.model.layers):
+                compress.mask_now(self.model)
+            self.accuracy = accuracy_now(exp, self.model)
+
+    return AccuracyAtStart()
+
+
 def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
             wrapped: list[str] | None = None, control: dict | None = None, force: bool = False,
-            before: float | None = None, key: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Convert a plain (stripped) Keras model to FP32 TFLite and evaluate it as variant `name`.
+            before: float | None = None, key: dict[str, Any] | None = None,
+            flatbuffer: bytes | None = None) -> dict[str, Any]:
+    """Convert a plain (stripped) Keras model to FP32 TFLite (or take its `flatbuffer`, converted in a notebook
+    cell) and evaluate it as variant `name`.
 
     `wrapped` names the layers that were compressed; the record keeps their kernel statistics. `control` is the
     record of the uncompressed model with the same training budget, compared image by image; `before` is the
@@ -185,7 +209,10 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
     if record := load_record(exp.results_dir, name, key, force):
         return record
     path = exp.results_dir / f"{name}.tflite"
-    to_tflite(model, path)
+    if flatbuffer is None:
+        to_tflite(model, path)
+    else:
+        atomic_write_bytes(path, flatbuffer)
     methods = [m for m, word in (("pruning", "pruned"), ("clustering", "clustered")) if word in name]
     extra = {"dataset": exp.data.describe(), "left_alone": compress.left_alone(model, methods) if methods else []}
     if before is not None:

@@ -64,15 +64,10 @@ def to_onnx(model, sample, path: Path) -> Path:
 def torch_to_tflite(model, sample, path: Path) -> Path:
     """Convert a PyTorch model to FP32 TFLite with litert-torch (the renamed ai-edge-torch); input stays NCHW."""
     import litert_torch
-    from litert_torch import progress
 
     path = Path(path)
     part = path.with_name(path.stem + ".part.tflite")
-    quiet, progress.console.quiet = progress.console.quiet, True  # its step-by-step log drowns the notebook
-    try:
-        litert_torch.convert(model.eval(), (sample,)).export(str(part))
-    finally:
-        progress.console.quiet = quiet
+    litert_torch.convert(model.eval(), (sample,)).export(str(part))  # its step-by-step log is off: labkit.quiet
     part.replace(path)
     return path
 

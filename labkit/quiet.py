@@ -1,8 +1,8 @@
 """Quiet output: the lab's libraries print harmless lines at start-up and on some calls; each is silenced where it
 comes from, so notebooks and reports show the lab, not library noise.
 
-- Environment variables, for what reads them: TensorFlow's C++ log level and oneDNN's notice, MLflow's link to every
-  run it ends.
+- Environment variables, for what reads them: TensorFlow's C++ log level and oneDNN's notice, litert-torch's
+  progress, MLflow's link to every run it ends.
 - Logger levels, for Python loggers that warn about their own internals (torchao's optional CUDA kernels, torch's
   pytree deprecation, NNI's notice that its v2 API, the course's, will go in v3, MLflow's new store's tables).
 - Warning filters that name the message and the module that warns, never a blanket ignore.
@@ -25,6 +25,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+               "LITERT_TORCH_SHOW_PROGRESS": "n",  # litert-torch logs every step of a conversion
                "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # MLflow's emoji link to every run it ends
 LOGGERS = ["torchao", "torch.utils._pytree", "nni.algorithms.compression.v2.pytorch.pruning.basic_pruner", "absl",
            "mlflow.store.db.utils"]  # MLflow: "Creating initial MLflow database tables..." in a new store
@@ -32,6 +33,8 @@ WARNINGS = [  # (message regex, category, module regex of the code that warns)
     (r"Statistics for quantized inputs were expected", UserWarning, r"tensorflow\.lite"),
     (r"The \.grad attribute of a Tensor that is not a leaf Tensor", UserWarning, r"nni\."),
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"copyreg"),  # litert-torch's export
+    # the course's one-file ONNX export (dynamo=False), called from a notebook cell
+    (r"You are using the legacy TorchScript-based ONNX export", DeprecationWarning, r"__main__"),
 ]
 
 
@@ -79,6 +82,8 @@ class _QuietImport(importlib.abc.MetaPathFinder):
             def exec_quietly(module: ModuleType) -> None:
                 with native_stderr_closed():
                     execute(module)
+                # In a kernel TensorFlow logs at INFO to stdout ("Assets written to …" at every TFLite conversion).
+                logging.getLogger("tensorflow").setLevel(logging.ERROR)
                 if self in sys.meta_path:  # imported: nothing left to wrap
                     sys.meta_path.remove(self)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
@@ -223,25 +224,50 @@ def readable_count(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def readable_ms(ms: float | None) -> str:
+    """A time given in milliseconds, to 3 significant figures in the unit that reads best: 0.0234 -> "23.4 µs",
+    3.456 -> "3.46 ms", 1234 -> "1.23 s"; blank when missing."""
+    if ms is None or pd.isna(ms):
+        return ""
+    for value, unit in ((ms * 1e3, "µs"), (ms, "ms"), (ms / 1e3, "s")):
+        rounded = float(f"{value:.3g}")
+        if abs(rounded) < 1000 or unit == "s":
+            break
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(rounded))))) if rounded else 0
+    return f"{rounded:.{decimals}f} {unit}"
+
+
+def _times(table: pd.DataFrame) -> list[str]:
+    """The columns of a table that hold times in milliseconds (named "… (ms)")."""
+    return [c for c in table.columns if str(c).endswith(" (ms)")]
+
+
 def styled(table: pd.DataFrame, precision: int = 4):
-    """A table for a notebook: numbers to `precision` digits, counts (parameters, FLOPs) readable, blanks blank."""
+    """A table for a notebook: numbers to `precision` digits, times in µs, ms or s (3 significant figures), counts
+    (parameters, FLOPs) readable, blanks blank."""
     counts = [c for c in ("parameters", "FLOPs") if c in table.columns]
-    return table.style.format(precision=precision, na_rep="").format(readable_count, subset=counts)
+    return (table.style.format(precision=precision, na_rep="").format(readable_count, subset=counts)
+            .format(readable_ms, subset=_times(table)).format_index(lambda c: str(c).removesuffix(" (ms)"), axis=1))
 
 
 def markdown(table: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """A table as markdown for the lab summary, with missing values (a base has no control) left blank, not "nan"."""
-    return table.astype(object).where(table.notna(), None).to_markdown(floatfmt=floatfmt, missingval="")
+    """A table as markdown for the lab summary, with missing values (a base has no control) left blank, not "nan",
+    and times in µs, ms or s."""
+    table = table.astype(object).where(table.notna(), None)
+    for column in _times(table):
+        table[column] = [readable_ms(v) for v in table[column]]
+    return table.rename(columns=lambda c: str(c).removesuffix(" (ms)")).to_markdown(floatfmt=floatfmt, missingval="")
 
 
 def stages_markdown(stages: dict[str, dict[str, Any]]) -> str:
     """The stages table as markdown: integers with thousands separators, empty cells left blank."""
-    formats = {"accuracy": ".4f", "latency median (ms)": ".3f", "latency IQR (ms)": ".3f", "parameters": ",.0f",
-               "FLOPs": ",.0f", "size (KB)": ",.1f", "zip size (KB)": ",.1f"}
+    formats = {"accuracy": ".4f", "parameters": ",.0f", "FLOPs": ",.0f", "size (KB)": ",.1f", "zip size (KB)": ",.1f"}
     table = stages_table(stages).astype(object)
     for column, fmt in formats.items():
         table[column] = [format(v, fmt) if pd.notna(v) else "" for v in table[column]]
-    return table.to_markdown(disable_numparse=True)
+    for column in _times(table):
+        table[column] = [readable_ms(v) for v in table[column]]
+    return table.rename(columns=lambda c: str(c).removesuffix(" (ms)")).to_markdown(disable_numparse=True)
 
 
 RUNTIME_PAIRS = {"PyTorch": ("base", "fine-tuned"), "ONNX Runtime": ("ONNX base", "ONNX pruned"),

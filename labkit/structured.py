@@ -18,25 +18,11 @@ import torch
 from torch import nn
 
 from labkit import onnxrt, torch_models
-from labkit.compress import check_sparsity
 from labkit.files import atomic_copy, read_json, write_json
 from labkit.records import STALE, differences
 from labkit.size import deflation
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
-
-
-def config_list(sparsity: float, exclude: tuple[str, ...] = ("fc2",)) -> list[dict]:
-    """Prune every Conv2d and Linear to `sparsity`, except the named layers (the classifier output)."""
-    return [{"sparsity": check_sparsity(sparsity), "op_types": ["Conv2d", "Linear"]},
-            {"exclude": True, "op_names": list(exclude)}]
-
-
-def traced_adam(model: nn.Module, learning_rate: float):
-    """An Adam optimizer built through nni.trace, so the pruner can rebuild it around its wrappers."""
-    import nni
-
-    return nni.trace(torch.optim.Adam)(model.parameters(), lr=learning_rate)
 
 
 def make_trainer(loader, max_samples: int):

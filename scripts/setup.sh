@@ -26,12 +26,16 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 stamp=.venv/.labkit-installed
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "setup: .venv is up to date"
-  exit 0
+else
+  start=$SECONDS
+  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+  echo "setup: installing the pinned Python stack into .venv (a few minutes the first time)"
+  .venv/bin/pip install -q -r requirements.txt -e . 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -m labkit check
+  echo "$want" > "$stamp"
+  echo "setup: done in $((SECONDS - start)) s, .venv is $(du -sh .venv | cut -f1)"
 fi
-start=$SECONDS
-[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-echo "setup: installing the pinned Python stack into .venv (a few minutes the first time)"
-.venv/bin/pip install -q -r requirements.txt -e . 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -m labkit check
-echo "$want" > "$stamp"
-echo "setup: done in $((SECONDS - start)) s, .venv is $(du -sh .venv | cut -f1)"
+
+# Every time (cheap): the kernel the notebooks name, and JupyterLab's settings for the lab (no news pop-up).
+.venv/bin/python -m ipykernel install --sys-prefix --name labkit --display-name labkit >/dev/null
+install -D -m 644 scripts/jupyterlab-overrides.json .venv/share/jupyter/lab/settings/overrides.d/labkit.json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -134,6 +135,33 @@ def needs(path: Path, what: str):
     return pytest.mark.skipif(not path.exists(), reason=f"{what} not on this machine ({path})")
 
 
+
+
+@pytest.fixture(scope="session")
+def release(tmp_path_factory) -> Path:
+    """A course folder holding the student edition of the notebooks (nbgrader's release and gradebook)."""
+    from labkit import assignment
+
+    course = tmp_path_factory.mktemp("course")
+    assignment.release(course, log=lambda _: None)
+    return course
+
+
+def answered(notebook: dict, answers: dict[str, str | None]) -> dict:
+    """A released notebook with some tasks answered, by the grade id of their answer cell: with the code given, or
+    (None) with the instructor's solution as a student would write it, without nbgrader's markers."""
+    solutions = {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
+                 for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+                 for cell in json.loads(path.read_text())["cells"] if "nbgrader" in cell["metadata"]}
+    cells = []
+    for cell in notebook["cells"]:
+        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            code = answers[grade_id] or "".join(line for line in solutions[grade_id].splitlines(keepends=True)
+                                                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+            cell = {**cell, "source": code}
+        cells.append(cell)
+    return {**notebook, "cells": cells}
 
 
 TINY_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,

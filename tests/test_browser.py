@@ -18,11 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN_FASHION, ROOT, jupyterlab
+from conftest import DEBIAN_FASHION, ROOT, answered, jupyterlab
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from labkit import netron
+from labkit import assignment, netron
+from labkit.assignment import ASSIGNMENT
 from labkit.netron import CHROMIUM_FLAGS, find_chromium, free_port
 
 pytestmark = [pytest.mark.browser,
@@ -32,8 +33,8 @@ TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training
         "test_dataset_fraction": 0.05}
 HOST, TOKEN, BASE = "labhost", "labkit-browser-test", "/labkit/"
 GRAPH = "body.default #canvas .graph-node"  # Netron has laid out the graph
-SETTINGS = {"notebook-extension/tracker": {"windowingMode": "none"},  # every cell in the DOM, to read them all
-            "apputils-extension/notification": {"checkForUpdates": False, "fetchNews": "false"}}
+SETTINGS = {"notebook-extension/tracker": {"windowingMode": "none"}}  # every cell in the DOM, to read them all
+NEWS = "official Jupyter news"  # JupyterLab's question, unless the project's settings answer it
 SEEN_PROGRESS = """if (window.top === window) {
     new MutationObserver(() => {
         if (document.querySelector('.jp-OutputArea-output .widget-hprogress')) window.__labkitProgress = true;
@@ -55,14 +56,25 @@ def tiny_copy(notebook: Path, dest: Path) -> Path:
     return dest
 
 
+def student_copy(release: Path, name: str, dest: Path) -> Path:
+    """A released notebook, as a student opens it, at tiny scale with folders beside it."""
+    notebook = json.loads((release / "release" / ASSIGNMENT / f"{name}.ipynb").read_text())
+    folders = {"results_dir": str(dest.parent.parent / "results"), "models_dir": str(dest.parent.parent / "models")}
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_text(json.dumps(assignment.scaled(notebook, notebook, {**TINY, **folders}), indent=1))
+    return dest
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab on a free port, with a token and a base URL, serving the four notebooks."""
+def lab(tmp_path_factory, release):
+    """A JupyterLab on a free port, with a token and a base URL, serving the four notebooks and the student edition
+    of the first."""
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root / "notebooks")
     tiny_copy(ROOT / "notebooks" / "03_structured_pruning.ipynb", root / "notebooks" / "03_structured_pruning.ipynb")
+    student_copy(release, "01_clustering", root / "student" / "01_clustering.ipynb")
     for name, values in SETTINGS.items():
         path = root / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,16 +119,16 @@ def _api(lab: dict, path: str, method: str = "GET"):
     return json.loads(body) if body else None
 
 
-def open_notebook(page, lab: dict, name: str):
+def open_notebook(page, lab: dict, name: str, folder: str = "notebooks"):
     """Open a notebook in the UI; return once all its cells show and its kernel is idle with the page connected.
 
     The kernel's readiness is read from the server, not from the status bar: now and then (about once in 90 opens
     here) the kernel's first status message goes out before the server has subscribed to it, and the status bar
     says "Unknown" until the first cell runs, although the kernel is idle and answers (jupyter_client#593).
     """
-    page.goto(f"{lab['url']}lab/tree/notebooks/{name}.ipynb?reset&token={TOKEN}")
+    page.goto(f"{lab['url']}lab/tree/{folder}/{name}.ipynb?reset&token={TOKEN}")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    cells = json.loads((lab["root"] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    cells = json.loads((lab["root"] / folder / f"{name}.ipynb").read_text())["cells"]
     expect(notebook.locator(".jp-Cell")).to_have_count(len(cells), timeout=60_000)
     deadline = time.monotonic() + 60
     while not (kernel := _kernel_of(lab, name)) or kernel["execution_state"] != "idle" or not kernel["connections"]:
@@ -140,8 +152,25 @@ def test_each_notebook_opens_in_jupyterlab(page, lab, name):
     title = next(line for line in cells[0]["source"] if line.startswith("# "))[2:].strip()
     assert notebook.locator("h1").first.inner_text().strip().startswith(title)
     assert page.outside == []
+    page.wait_for_timeout(2000)  # JupyterLab asks its question as soon as it has started: give it time
+    assert page.get_by_text(NEWS).count() == 0, "JupyterLab asked about Jupyter news"
     if name == "01_clustering":
         screenshot(page, "jupyterlab-notebook")
+
+
+def test_without_the_projects_settings_jupyterlab_asks_about_news(chromium, tmp_path):
+    """The control of the test above: with the question left open in the user's settings, the pop-up shows."""
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"fetchNews": "none"}))
+    with jupyterlab(tmp_path, f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+                    f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}") as server:
+        page = chromium.new_page()
+        try:
+            page.goto(f"http://127.0.0.1:{server['port']}/lab?token={server['token']}")
+            expect(page.get_by_text(NEWS)).to_be_visible(timeout=60_000)
+        finally:
+            page.close()
 
 
 ALL_RAN = """() => {
@@ -188,6 +217,61 @@ def test_structured_pruning_runs_in_jupyterlab_and_netron_shows_the_graph(page, 
     assert page.outside == []  # nothing but the Jupyter server: no ipinfo.io, no telemetry, no direct port
     live.scroll_into_view_if_needed()
     screenshot(page, "jupyterlab-netron-live-view")
+
+
+RAN = """([index, before]) => {
+    const panel = '.jp-NotebookPanel:not(.lm-mod-hidden) ';
+    const cells = [...document.querySelectorAll(panel + '.jp-Cell')];
+    const prompt = cells[index].querySelector('.jp-InputPrompt').textContent.trim();
+    const idle = document.querySelector(panel + ".jp-Notebook-ExecutionIndicator[data-status='idle']");
+    return idle !== null && /^\\[\\d+\\]:$/.test(prompt) && prompt !== before;
+}"""
+
+
+def errors_in(cell) -> list[str]:
+    """The error and stderr outputs of one notebook cell, as shown (JupyterLab renders an error as stderr)."""
+    return cell.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
+                        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').all_inner_texts()
+
+
+def run_cell(page, notebook, index: int) -> None:
+    """Run one cell (Shift+Enter) and wait until it has run, with a new execution count, and the kernel is idle."""
+    cell = notebook.locator(".jp-Cell").nth(index)
+    before = cell.locator(".jp-InputPrompt").inner_text().strip()
+    cell.locator(".jp-InputPrompt").click()  # select it in command mode
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(RAN, arg=[index, before], timeout=300_000, polling=500)
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
+def test_a_student_runs_the_first_task_of_a_released_notebook(page, lab):
+    """As a student: run the cells above the first task, run its cell as released and its check (which says in one
+    line that the answer is missing), write the answer into the task's cell and run both again: the check passes."""
+    notebook, cells = open_notebook(page, lab, "01_clustering", folder="student")
+    task = next(i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("solution"))
+    answer, check = notebook.locator(".jp-Cell").nth(task), notebook.locator(".jp-Cell").nth(task + 1)
+    answer.locator(".jp-InputPrompt").click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Above Selected Cell", exact=True).click()
+    last = max(i for i, c in enumerate(cells[:task]) if c["cell_type"] == "code")
+    page.wait_for_function(RAN, arg=[last, ""], timeout=600_000, polling=1000)
+    assert [e for i in range(task) for e in errors_in(notebook.locator(".jp-Cell").nth(i))] == []
+
+    run_cell(page, notebook, task)  # as released: the function's body is only a stub
+    run_cell(page, notebook, task + 1)
+    assert errors_in(check) == ["WrongAnswer: running a TensorFlow Lite model: not answered yet: write the code of "
+                                "the task in its cell above"]
+
+    solution = "".join(answered({"cells": [cells[task]]}, {cells[task]["metadata"]["nbgrader"]["grade_id"]: None})
+                       ["cells"][0]["source"])
+    answer.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(solution)
+    assert answer.locator(".cm-content").inner_text() == solution
+    run_cell(page, notebook, task)
+    run_cell(page, notebook, task + 1)
+    assert errors_in(answer) == [] and errors_in(check) == []
+    assert page.outside == []
 
 
 @pytest.fixture

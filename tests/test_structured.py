@@ -54,14 +54,6 @@ def test_truncated_state_file_is_one_clear_error(tmp_path):
         torch_models.load_state(torch_models.FashionClassifier(), path)
 
 
-def test_config_list_excludes_the_output_layer():
-    config = structured.config_list(0.5)
-    assert config[0] == {"sparsity": 0.5, "op_types": ["Conv2d", "Linear"]}
-    assert config[1] == {"exclude": True, "op_names": ["fc2"]}
-    with pytest.raises(LabkitError, match="sparsity 1.0 is outside"):
-        structured.config_list(1.0)
-
-
 def test_trainer_stops_after_the_sample_budget():
     x = np.zeros((100, 28, 28, 1), np.float32)
     from labkit.data import torch_loader

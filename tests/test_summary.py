@@ -22,3 +22,14 @@ def test_markdown_tables_leave_missing_values_blank():
                          index=["base-fp32", "pruned-0.5-fp32"])
     text = report.markdown(table)
     assert "nan" not in text.lower() and "0.9123" in text and "-0.10 (n.s.)" in text
+
+
+def test_times_read_in_the_unit_that_suits_them_to_three_significant_figures():
+    import pandas as pd
+
+    assert [report.readable_ms(ms) for ms in (0.0234, 0.5, 3.456, 12.34, 999.96, 1234, None)] == [
+        "23.4 µs", "500 µs", "3.46 ms", "12.3 ms", "1.00 s", "1.23 s", ""]
+    table = pd.DataFrame({"accuracy": [0.9], "latency median (ms)": [0.02345678]}, index=["base-fp32"])
+    assert "23.5 µs" in report.markdown(table) and "| latency median " in report.markdown(table)
+    html = report.styled(table).to_html()
+    assert "23.5 µs" in html and ">latency median<" in html and "0.023457" not in html
