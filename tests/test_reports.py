@@ -29,7 +29,7 @@ def test_summary_answers_the_four_questions_from_the_records(tiny_lab):
     for name in ("clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5"):
         assert f"**{name}**" in readme
         assert f"**{records[name]['size']['times_smaller']:.2f}×**" in readme
-    assert "Layer weight shapes before and after ModelSpeedup" in readme and "remain/total" in readme
+    assert "Layer weight shapes before and after pruning" in readme and "remain/total" in readme
 
 
 def test_summary_pictures_and_reports_are_beside_it(tiny_lab):
