@@ -40,7 +40,8 @@ GIVEAWAYS = ("cluster_weights(", "prune_low_magnitude(", "ModelSpeedup", "Activa
              "BEGIN SOLUTION", "BEGIN HIDDEN TESTS")
 # The scale of grading: every check holds at any scale, so a small one grades a class in reasonable time.
 SMALL = {"train_samples": 600, "base_epochs": 2, "test_dataset_fraction": 0.1, "training_batches": 200,
-         "clusters": [4, 16], "sparsities": [0.5], "combined": [], "netron_live": False}
+         "clusters": [4, 16], "sparsities": [0.5], "combined": [], "netron_live": False,
+         "tp_criteria": []}  # Torch-Pruning's cells grade nothing
 
 
 def _course(course: Path) -> Path:
