@@ -17,6 +17,7 @@ executed notebook kept.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -149,19 +150,35 @@ def connect(address: str) -> str:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
+    stop = signal.getsignal(signal.SIGTERM)  # ray.init makes SIGTERM exit the driver at once: keep the run's stop
     try:
-        ray.init(address=address, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
-                 logging_level="WARNING", **({"object_store_memory": 128 * 2**20} if address == "local" else {}))
+        _init(ray, address, env)
     except Exception as err:  # Ray raises a bare Exception when its node does not start within 30 s
         why = str(err).splitlines()[0]
         if address == "local":
             raise LabkitError(f"a local Ray instance did not start ({why}): see /tmp/ray/session_latest/logs") from None
         raise LabkitError(f"cannot reach Ray at {address} ({why}): start the cluster (`ray start --head`) or check "
                           "--ray-address") from None
+    finally:
+        signal.signal(signal.SIGTERM, stop)
     nodes = [n for n in ray.nodes() if n["Alive"]]
     cpus = int(ray.cluster_resources().get("CPU", 0))
     where = "a local Ray instance" if address == "local" else f"the Ray cluster at {address}"
     return f"on {where}: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPUs"
+
+
+def _init(ray: Any, address: str, env: dict[str, str]) -> None:
+    """ray.init; a local instance that times out gets a second try: Ray gives its node a fixed 30 s to start, and a
+    busy laptop can need more."""
+    options = {"include_dashboard": False, "runtime_env": {"env_vars": env}, "log_to_driver": False,
+               "logging_level": "WARNING", **({"object_store_memory": 128 * 2**20} if address == "local" else {})}
+    try:
+        ray.init(address=address, **options)
+    except Exception as err:
+        if address != "local" or "timed out during startup" not in str(err):
+            raise
+        ray.shutdown()
+        ray.init(address=address, **options)
 
 
 def run_on_ray(jobs: list[Job], results_dir: Path, force: bool, address: str, log,

@@ -108,17 +108,61 @@ def test_units_split_per_variant_after_the_base_unit():
                                                   "seed-42/03_structured_pruning"])
 
 
-def test_a_local_ray_that_does_not_start_stops_the_run_in_one_line(monkeypatch):
-    def timed_out(**_):  # what Ray 2.60 raises when its raylet does not register within 30 s
-        raise Exception("The current node timed out during startup. This could happen because some of the raylet "
-                        "failed to startup or the GCS has become overloaded.")
+class SlowRay(types.SimpleNamespace):
+    """A stand-in for Ray whose local node times out `slow` times, and whose init sets its own SIGTERM handler as
+    Ray's does. Importing the real one here would fix its settings for the tests after this one."""
 
-    # A stand-in for Ray: importing the real one here would fix its settings for the tests after this one.
-    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(init=timed_out))
+    def __init__(self, slow: int) -> None:
+        super().__init__(slow=slow, inits=0, shutdowns=0)
+
+    def init(self, **_) -> None:  # what Ray 2.60 raises when its raylet does not register within 30 s
+        self.inits += 1
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(signal.SIGTERM))
+        if self.inits <= self.slow:
+            raise Exception("The current node timed out during startup. This could happen because some of the "
+                            "raylet failed to startup or the GCS has become overloaded.")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True}]
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2}
+
+
+@pytest.fixture
+def slow_ray(monkeypatch):
+    def install(slow: int) -> SlowRay:
+        ray = SlowRay(slow)
+        monkeypatch.setitem(sys.modules, "ray", ray)
+        return ray
+
     for name, value in LOCAL_RAY.items():  # connect sets them; the test's environment gets them back
         monkeypatch.setenv(name, value)
+    stop = signal.getsignal(signal.SIGTERM)
+    yield install
+    signal.signal(signal.SIGTERM, stop)
+
+
+def test_a_local_ray_that_does_not_start_twice_stops_the_run_in_one_line(slow_ray):
+    ray = slow_ray(slow=2)
     with pytest.raises(LabkitError, match=r"^a local Ray instance did not start \(The current node timed out"):
         connect("local")
+    assert (ray.inits, ray.shutdowns) == (2, 1)
+
+
+def test_a_slow_local_ray_gets_a_second_try_and_the_run_keeps_its_stop(slow_ray):
+    ray = slow_ray(slow=1)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    assert connect("local") == "on a local Ray instance: 1 node, 2 CPUs"
+    assert ray.inits == 2
+    assert signal.getsignal(signal.SIGTERM) is stop  # `kill` still stops the run cleanly (exit 130), as Ctrl-C
 
 
 @pytest.fixture(scope="module")
