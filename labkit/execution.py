@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labkit import records
 from labkit.files import atomic_write_text
-from labkit.paths import ROOT, resolve
+from labkit.paths import ROOT, pythonpath, resolve
 
 NOTEBOOKS = ROOT / "notebooks"
 # Parameters that do not change what a notebook computes: where it writes, what it shows, which variants it lists
@@ -119,6 +120,7 @@ def execute(job: Job, force: bool, log) -> Path | None:
     parameters = {k: v for k, v in job.parameters.items() if k in known}
     job.path.parent.mkdir(parents=True, exist_ok=True)
     partial = job.path.with_name(job.path.stem + ".running.ipynb")
+    os.environ["PYTHONPATH"] = pythonpath()  # the kernel imports this checkout's labkit, as the runner did
     # An immediate shutdown kills the kernel when the notebook ends or the run stops: a graceful one asks a kernel
     # that may be mid-cell to quit, and it prints tracebacks from its closed sockets.
     pm.execute_notebook(str(NOTEBOOKS / f"{job.notebook}.ipynb"), str(partial), parameters=parameters,

@@ -7,6 +7,7 @@ what the lab prints goes through `shown`, so reports name `results/...`, not the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +26,10 @@ def shown(path: str | Path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def pythonpath() -> str:
+    """PYTHONPATH for the processes a run starts (notebook kernels, Ray workers): this checkout first, so that they
+    import the labkit the runner imported, not another checkout's installed in the same environment."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    return os.pathsep.join([str(ROOT), *rest])

@@ -26,7 +26,7 @@ from typing import Any
 
 from labkit.errors import LabkitError, UnitFailed
 from labkit.execution import Job, execute, stale_lines
-from labkit.paths import ROOT, resolve
+from labkit.paths import pythonpath, resolve
 from labkit.records import record_path
 from labkit.tracking import Tracker, job_records
 
@@ -139,7 +139,7 @@ def connect(address: str) -> str:
 
     A local instance keeps Ray's token authentication on and listens on the loopback interface only.
     """
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {"PYTHONPATH": pythonpath()}
     if lock := os.environ.get("LABKIT_RUN_LOCK"):
         env["LABKIT_RUN_LOCK"] = lock  # kernels join the run's lock, as in a sequential run
     if address == "local":
