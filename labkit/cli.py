@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -68,6 +69,8 @@ def _run(args: argparse.Namespace) -> int:
               "run the same command again to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        # The stopped cell's task fails once its kernel is shut down; asyncio would print that traceback at exit.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print("stopped: finished variants are kept; run the same command again to resume", file=sys.stderr)
         return 130
     return 0

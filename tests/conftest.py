@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,12 @@ import labkit  # noqa: F401  (TF_USE_LEGACY_KERAS before any TensorFlow import)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-sample"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+# The runs the tests start and then stop with Ctrl-C (SIGINT) must start as from a terminal. A shell that puts the
+# suite in the background without job control (`make test &`, some CI runners) makes it ignore SIGINT, every child
+# inherits that, and a run meant to stop on Ctrl-C ran on to the end instead.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
