@@ -1,7 +1,8 @@
 """The student edition: nbgrader's release of the notebooks, and autograding submissions at tiny scale.
 
 One autograding run grades three students: the instructor's own notebooks, the release submitted untouched, and a
-release with only the clustering task done (and a wrong answer to the TFLite task).
+student who handed in only the clustering notebook with its clustering task done (and a wrong answer to the
+TFLite task).
 """
 
 from __future__ import annotations
@@ -105,12 +106,10 @@ def graded(release, tiny_lab, tmp_path_factory):
     submissions = tmp_path_factory.mktemp("submissions")
     shutil.copytree(ROOT / "notebooks", submissions / "instructor")
     shutil.copytree(released, submissions / "untouched")
-    (submissions / "clustering-only").mkdir()
-    for name in assignment.NOTEBOOKS:
-        notebook = json.loads((released / f"{name}.ipynb").read_text())
-        if name == "01_clustering":
-            notebook = answered(notebook, {"clustering-answer": None, "tflite-inference-answer": WRONG_TFLITE})
-        (submissions / "clustering-only" / f"{name}.ipynb").write_text(json.dumps(notebook))
+    (submissions / "clustering-only").mkdir()  # a notebook not handed in scores 0 on its tasks
+    notebook = json.loads((released / "01_clustering.ipynb").read_text())
+    notebook = answered(notebook, {"clustering-answer": None, "tflite-inference-answer": WRONG_TFLITE})
+    (submissions / "clustering-only" / "01_clustering.ipynb").write_text(json.dumps(notebook))
     log: list[str] = []
     table = assignment.autograde(submissions, course, {**TINY_GRADING, "models_dir": str(tiny_lab["tmp"] / "models")},
                                  log=log.append)
