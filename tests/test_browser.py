@@ -234,11 +234,25 @@ def errors_in(cell) -> list[str]:
                         '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').all_inner_texts()
 
 
+def select(cell) -> None:
+    """Make `cell` the notebook's active cell, in command mode. A click on its prompt can land on another cell while
+    the notebook still lays out the cells above it (rendered markdown, pictures), and a run then started from the
+    wrong cell waited for ever (a CI run under load): click until it is the active one."""
+    for _ in range(5):
+        cell.locator(".jp-InputPrompt").click()
+        try:
+            expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"), timeout=2_000)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"five clicks on its prompt left another cell active: {cell.inner_text()[:200]!r}")
+
+
 def run_cell(page, notebook, index: int) -> None:
     """Run one cell (Shift+Enter) and wait until it has run, with a new execution count, and the kernel is idle."""
     cell = notebook.locator(".jp-Cell").nth(index)
     before = cell.locator(".jp-InputPrompt").inner_text().strip()
-    cell.locator(".jp-InputPrompt").click()  # select it in command mode
+    select(cell)
     page.keyboard.press("Shift+Enter")
     page.wait_for_function(RAN, arg=[index, before], timeout=300_000, polling=500)
 
@@ -250,11 +264,16 @@ def test_a_student_runs_the_first_task_of_a_released_notebook(page, lab):
     notebook, cells = open_notebook(page, lab, "01_clustering", folder="student")
     task = next(i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("solution"))
     answer, check = notebook.locator(".jp-Cell").nth(task), notebook.locator(".jp-Cell").nth(task + 1)
-    answer.locator(".jp-InputPrompt").click()
+    select(answer)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Above Selected Cell", exact=True).click()
     last = max(i for i, c in enumerate(cells[:task]) if c["cell_type"] == "code")
-    page.wait_for_function(RAN, arg=[last, ""], timeout=600_000, polling=1000)
+    try:
+        page.wait_for_function(RAN, arg=[last, ""], timeout=600_000, polling=1000)
+    except PlaywrightTimeout:
+        active = notebook.locator(".jp-Cell.jp-mod-active").first.inner_text()[:200]
+        pytest.fail(f"the cells above the task did not run in 10 min; prompts: "
+                    f"{notebook.locator('.jp-InputPrompt').all_inner_texts()}; active cell: {active!r}")
     assert [e for i in range(task) for e in errors_in(notebook.locator(".jp-Cell").nth(i))] == []
 
     run_cell(page, notebook, task)  # as released: the function's body is only a stub
