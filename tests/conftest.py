@@ -175,6 +175,13 @@ TINY_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "trai
             "netron_live": False}
 
 
+def notebook_tasks() -> list[str]:
+    """The lab's tasks without its summary: the notebooks of the tiny lab, which a rerun in its results skips."""
+    from labkit import runner
+
+    return [task for task in runner.lab_tasks() if task != "summary"]
+
+
 @pytest.fixture(scope="session")
 def tiny_lab(tmp_path_factory) -> dict:
     """The whole lab (`--tasks all`) at tiny scale, run once for every test that inspects its outputs."""

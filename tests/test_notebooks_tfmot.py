@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_PETS, TINY_LAB, needs
+from conftest import SHARED_PETS, TINY_LAB, needs, notebook_tasks
 
 from labkit import compress, runner
 from labkit.records import load_records
@@ -102,8 +102,7 @@ def test_compression_shrinks_the_zip(fashion_run):
 def test_rerun_skips_finished_notebooks(tiny_lab):
     results = tiny_lab["root"]
     log: list[str] = []
-    tasks = [task for task in runner.lab_tasks() if task != "summary"]  # the tiny lab's notebooks
-    outputs = runner.run(tasks, results_path=str(results), test_dataset_fraction=0.05,
+    outputs = runner.run(notebook_tasks(), results_path=str(results), test_dataset_fraction=0.05,
                          params={**TINY_LAB, "models_dir": str(tiny_lab["tmp"] / "models")}, log=log.append)
     assert outputs == []
     assert sum("already done with these settings" in line for line in log) == 3

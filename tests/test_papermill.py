@@ -25,14 +25,14 @@ def test_a_relative_folder_is_in_the_project_and_an_absolute_one_is_kept(tmp_pat
     assert paths.shown(tmp_path) == str(tmp_path)
 
 
-
 def test_kernels_import_this_checkouts_labkit_first(monkeypatch):
     """A run's kernels and Ray workers get the project folder first on PYTHONPATH: with another checkout installed
     (editable) in the same environment, they wrote its results folder, not this one's."""
-    monkeypatch.setenv("PYTHONPATH", f"/elsewhere{':' + str(ROOT)}:/more")
+    monkeypatch.setenv("PYTHONPATH", f"/elsewhere:{ROOT}:/more")
     assert paths.pythonpath() == f"{ROOT}:/elsewhere:/more"
     monkeypatch.delenv("PYTHONPATH")
     assert paths.pythonpath() == str(ROOT)
+
 
 @pytest.mark.parametrize("notebook", ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"])
 def test_folder_defaults_are_relative_to_the_project_not_the_caller(notebook: str):

@@ -13,13 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN_FASHION, TINY_LAB, needs
+from conftest import DEBIAN_FASHION, TINY_LAB, needs, notebook_tasks
 
 from labkit import records, runner, tracking
 from labkit.netron import free_port
 
-# The tiny lab without its summary: a rerun of it in a copy of its results skips every notebook.
-NOTEBOOK_TASKS = [task for task in runner.lab_tasks() if task != "summary"]  # the tiny lab's notebooks
 # The Keras notebooks' tiny scale: TINY_LAB less the structured notebook's parameters, which a run of Keras tasks
 # refuses as unknown.
 TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1}
@@ -82,7 +80,7 @@ def copy_results(tiny_lab: dict, to: Path) -> Path:
 def rerun(folder: Path, tiny_lab: dict) -> list[str]:
     """The tiny lab's notebooks run again in `folder`, with the tiny lab's settings; what the run said."""
     said: list[str] = []
-    runner.run(NOTEBOOK_TASKS, results_path=str(folder), test_dataset_fraction=0.05, log=said.append,
+    runner.run(notebook_tasks(), results_path=str(folder), test_dataset_fraction=0.05, log=said.append,
                params={**TINY_LAB, "models_dir": str(tiny_lab["tmp"] / "models")})
     return said
 
