@@ -5,6 +5,7 @@ The notebooks call these in the lab's order; each function is one step of the la
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,17 +101,19 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
                       models_dir, context, user_model=user_model, model_path=model_path)
 
 
-def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, patience: int = 2,
+def base_model(exp: Experiment, epochs: int = 8, learning_rate: float = 3e-3, patience: int | None = None,
                weights: str | None = "imagenet", fine_tune_blocks: int = 0):
     """The user's model (--model-path) as it is; else load the cached base model for these settings, or train it
     to convergence and cache it under models/.
 
-    Training stops once validation accuracy has not improved for `patience` epochs (at most `epochs`) and keeps the
-    best epoch's weights: a base still learning would credit every fine-tuned variant with its own progress. The
-    file name holds every setting that changes the model (input size, samples, epochs, patience, learning rate,
-    seed; for the pets also the weights and fine-tuned blocks), so a run at other settings never picks up a base
-    model that does not fit it. For the pets, `weights` and `fine_tune_blocks` are those of `pets_mobilenet` and
-    `train_pets_mobilenet`.
+    `patience` None: Adam's rate warms up to `learning_rate` over the first 10 % of `epochs`, then decays to 0 along
+    a cosine (keras_models.warmup_cosine); every epoch runs. A number: the course's constant rate, stopping once
+    validation accuracy has not improved for `patience` epochs (at most `epochs`). Either way the best validation
+    epoch's weights are kept: a base still learning would credit every fine-tuned variant with its own progress.
+    The file name holds every setting that changes the model (input size, samples, batch, epochs, schedule or
+    patience, learning rate, seed; for the pets also the weights and fine-tuned blocks), so a run at other settings
+    never picks up a base model that does not fit it. For the pets, `weights` and `fine_tune_blocks` are those of
+    `pets_mobilenet` and `train_pets_mobilenet`.
     """
     import tensorflow as tf
 
@@ -121,7 +124,8 @@ def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, p
                          "train_samples": len(exp.x_train), "dataset": exp.data.describe()}
         return exp.user_model
     size = "x".join(map(str, exp.x_train.shape[1:3]))
-    tag = f"{size}-n{len(exp.x_train)}-b{exp.batch_size}-e{epochs}-p{patience}-lr{learning_rate:g}-s{exp.seed}"
+    schedule = f"p{patience}" if patience else "cos"
+    tag = f"{size}-n{len(exp.x_train)}-b{exp.batch_size}-e{epochs}-{schedule}-lr{learning_rate:g}-s{exp.seed}"
     if exp.is_pets:
         tag += f"-w{keras_models.weights_tag(weights)}-ft{fine_tune_blocks}"
     path = exp.models_dir / f"{exp.data.key}-base-{tag}.keras"
@@ -130,14 +134,17 @@ def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, p
         model, trained_now = load_model(path), False
     else:
         tf.keras.utils.set_random_seed(exp.seed)
-        stop = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
-        fit = {"validation_data": exp.val_ds(), "epochs": epochs, "callbacks": [stop], "verbose": 2}
+        keep = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience or epochs,
+                                                restore_best_weights=True)
+        fit = {"validation_data": exp.val_ds(), "epochs": epochs, "callbacks": [keep], "verbose": 2}
+        steps = None if patience else epochs * math.ceil(len(exp.x_train) / exp.batch_size)
         if exp.is_pets:
             model, used = keras_models.pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1], weights)
-            history = keras_models.train_pets_mobilenet(model, exp.train_ds(), learning_rate, fine_tune_blocks, **fit)
+            history = keras_models.train_pets_mobilenet(model, exp.train_ds(), learning_rate, fine_tune_blocks,
+                                                        steps, **fit)
         else:
             model, used = keras_models.fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
-            compile_model(model, learning_rate)
+            compile_model(model, learning_rate, steps)
             history = model.fit(exp.train_ds(), **fit).history
         write_json(history_path, {k: [float(v) for v in values] for k, values in history.items()})
         path.with_suffix(".weights.txt").write_text(used)
@@ -148,6 +155,7 @@ def base_model(exp: Experiment, epochs: int = 20, learning_rate: float = 1e-3, p
     exp.context.base = records.file_identity(path, "trained here")
     exp.base_info = {"path": exp.context.base["file"], "sha256": exp.context.base["sha256"], "epochs": best,
                      "max_epochs": epochs, "patience": patience,
+                     "schedule": "constant" if patience else "10 % warm-up, cosine decay",
                      "learning_rate": learning_rate, "train_samples": len(exp.x_train), "trained_now": trained_now,
                      "weights": _weights_note(path), "history": history, "dataset": exp.data.describe()}
     if exp.is_pets:

@@ -86,29 +86,42 @@ def top_block_layers(model, blocks: int) -> list:
             and type(layer).__name__ != "BatchNormalization"]
 
 
-def train_pets_mobilenet(model, train_ds, learning_rate: float, fine_tune_blocks: int = 0,
+def train_pets_mobilenet(model, train_ds, learning_rate: float, fine_tune_blocks: int = 0, steps: int | None = None,
                          **fit) -> dict[str, list[float]]:
     """Train the head on a frozen pretrained backbone, then (fine_tune_blocks > 0) the top blocks too at a tenth
     of the learning rate, as the course's model was made; return the history of both phases. A backbone from
-    scratch is not frozen: everything trains."""
-    compile_model(model, learning_rate)
+    scratch is not frozen: everything trains. With `steps`, each phase follows its own warm-up and cosine decay
+    over that many steps (see compile_model)."""
+    compile_model(model, learning_rate, steps)
     history = model.fit(train_ds, **fit).history
     if top := top_block_layers(model, fine_tune_blocks):
         for layer in top:
             layer.trainable = True
-        compile_model(model, learning_rate / 10)
+        compile_model(model, learning_rate / 10, steps)
         more = model.fit(train_ds, **fit).history
         history = {k: list(history[k]) + list(more.get(k, [])) for k in history}
     return history
 
 
-def compile_model(model, learning_rate: float) -> None:
+def compile_model(model, learning_rate: float, steps: int | None = None) -> None:
     """Adam on sparse categorical cross-entropy (from logits, or from probabilities for a model ending in softmax),
-    tracking accuracy."""
+    tracking accuracy. At a constant `learning_rate`, or, given the training's `steps`, on warmup_cosine's schedule
+    peaking at it."""
     import tensorflow as tf
 
+    rate = warmup_cosine(learning_rate, steps) if steps else learning_rate
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model))
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=tf.keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])
+
+
+def warmup_cosine(peak: float, steps: int, warmup: float = 0.1):
+    """A learning rate that rises linearly from 0 to `peak` over the first `warmup` share of `steps`, then falls to
+    0 along a half cosine by the last step: a large rate once Adam's statistics have settled, a small one to end on
+    a minimum. Keras' CosineDecay decays over `decay_steps` after the warm-up, so that is the rest of the steps."""
+    import tensorflow as tf
+
+    rise = int(steps * warmup)
+    return tf.keras.optimizers.schedules.CosineDecay(0.0, steps - rise, warmup_target=peak, warmup_steps=rise)
 
 
 def ends_in_softmax(model) -> bool:

@@ -57,9 +57,10 @@ class FashionClassifier(nn.Module):
 
 
 def train(model: nn.Module, loader, optimizer: torch.optim.Optimizer, criterion=None, epochs: int = 1,
-          max_samples: int | None = None, desc: str = "training") -> dict[str, float]:
-    """Train for `epochs` over `loader` (or stop after `max_samples` samples); return the mean loss and the
-    training accuracy over the samples seen."""
+          max_samples: int | None = None, desc: str = "training",
+          schedule: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
+    """Train for `epochs` over `loader` (or stop after `max_samples` samples), stepping `schedule` after every
+    batch; return the mean loss and the training accuracy over the samples seen."""
     criterion = criterion or nn.CrossEntropyLoss()
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -71,6 +72,8 @@ def train(model: nn.Module, loader, optimizer: torch.optim.Optimizer, criterion=
             loss = criterion(logits, y)
             loss.backward()
             optimizer.step()
+            if schedule:
+                schedule.step()
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -86,21 +89,34 @@ def adam(model: nn.Module, learning_rate: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
 
 
-def fit(model: nn.Module, loader, val_loader, learning_rate: float, epochs: int, patience: int,
+def one_cycle(optimizer: torch.optim.Optimizer, peak: float, steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """PyTorch's one-cycle schedule over `steps` batches: the rate rises from peak/25 to `peak` over the first 30 %
+    of the steps while Adam's beta1 falls from 0.95 to 0.85, then both return along a cosine, the rate down to
+    peak/25e4 (PyTorch's defaults)."""
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
+
+
+def fit(model: nn.Module, loader, val_loader, learning_rate: float, epochs: int, patience: int | None,
         desc: str = "base model") -> dict[str, list[float]]:
-    """Train with Adam until validation accuracy has not improved for `patience` epochs (at most `epochs`), then
-    restore the best epoch's weights, as Keras' EarlyStopping does; return the history per epoch."""
+    """Train with Adam and restore the weights of the epoch with the best validation accuracy, as Keras'
+    EarlyStopping does; return the history per epoch.
+
+    `patience` None: one learning-rate cycle over all `epochs`, peaking at `learning_rate` (one_cycle); every
+    epoch runs. A number: the course's constant rate, stopping once validation accuracy has not improved for
+    `patience` epochs (at most `epochs`)."""
     optimizer = adam(model, learning_rate)
+    schedule = None if patience else one_cycle(optimizer, learning_rate, epochs * len(loader))
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_accuracy": []}
     best = None
     for epoch in range(epochs):
-        for key, value in train(model, loader, optimizer, epochs=1, desc=f"{desc}, epoch {epoch + 1}").items():
+        for key, value in train(model, loader, optimizer, epochs=1, desc=f"{desc}, epoch {epoch + 1}",
+                                schedule=schedule).items():
             history[key].append(value)
         scores, labels = predict(model, val_loader)
         history["val_accuracy"].append(float((scores.argmax(1) == labels).mean()))
         if best is None or history["val_accuracy"][-1] > history["val_accuracy"][best]:
             best, weights = epoch, {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch - best >= patience:
+        elif patience and epoch - best >= patience:
             break
     model.load_state_dict(weights)
     return history
@@ -166,13 +182,14 @@ def save_state(model: nn.Module, path: Path) -> Path:
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int,
+def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int | None,
                     context: Context, num_classes: int = 10, data_key: str = "fashion-mnist",
                     input_model: str | None = None) -> tuple[nn.Module, dict]:
     """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is;
-    else loaded from models/, or trained to convergence (early stopping on the validation split, best epoch kept)
-    and cached there with its history. The cached file's name holds the data's checksum (`data_key`) and every
-    setting that makes the model. The base's identity (its file and checksum) goes into `context`."""
+    else loaded from models/, or trained by `fit` (one learning-rate cycle; with `patience`, the course's constant
+    rate and early stopping; the best validation epoch kept) and cached there with its history. The cached file's
+    name holds the data's checksum (`data_key`) and every setting that makes the model (samples, batch, epochs,
+    schedule or patience, learning rate, seed). The base's identity (its file and checksum) goes into `context`."""
     from labkit.files import read_json, write_json
 
     torch.manual_seed(context.seed)
@@ -183,7 +200,8 @@ def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, 
         return model, {"input_model": Path(input_model).name, "sha256": context.base["sha256"],
                        "train_samples": len(loader.dataset), "trained_now": False, "history": {}}
     samples, batch = len(loader.dataset), loader.batch_size
-    tag = f"n{samples}-b{batch}-e{epochs}-p{patience}-lr{learning_rate:g}-s{context.seed}"
+    schedule = f"p{patience}" if patience else "onecycle"
+    tag = f"n{samples}-b{batch}-e{epochs}-{schedule}-lr{learning_rate:g}-s{context.seed}"
     path = Path(models_dir) / f"{data_key}-classifier-{tag}.pt"
     history_path = path.with_suffix(".history.json")
     trained_now = not path.is_file()
@@ -197,4 +215,5 @@ def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, 
     best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
     return model, {"path": context.base["file"], "sha256": context.base["sha256"], "train_samples": samples,
                    "batch_size": batch, "epochs": best, "max_epochs": epochs, "patience": patience,
-                   "learning_rate": learning_rate, "trained_now": trained_now, "history": history}
+                   "schedule": "constant" if patience else "one cycle", "learning_rate": learning_rate,
+                   "trained_now": trained_now, "history": history}

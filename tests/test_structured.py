@@ -108,3 +108,32 @@ def test_stages_kept_for_another_base_are_not_reused(tmp_path):
     assert not other.done("base") and other.measured == {}
     assert said == ["recomputing structured-0.5 stages (test_stages_kept_for_another_b0): base.sha256 aaaaaaaaaa… → "
                     "bbbbbbbbbb…"]
+
+
+def test_fit_with_one_cycle_runs_every_epoch_and_keeps_the_best(monkeypatch):
+    from labkit.data import torch_loader
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 40)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    scores = iter([0.5, 0.7, 0.6, 0.65])  # no gain after epoch 2: a schedule still runs to its end
+    weights, schedules = [], []
+
+    def fake_predict(net, loader):
+        weights.append(net[1].weight.detach().clone())
+        accuracy = next(scores)
+        return np.eye(2)[[0] * round(100 * accuracy) + [1] * round(100 * (1 - accuracy))], np.zeros(100, int)
+
+    cycle = torch_models.one_cycle
+
+    def watched(optimizer, peak, steps):
+        schedules.append(cycle(optimizer, peak, steps))
+        return schedules[-1]
+
+    monkeypatch.setattr(torch_models, "predict", fake_predict)
+    monkeypatch.setattr(torch_models, "one_cycle", watched)
+    history = torch_models.fit(model, torch_loader(x, y, 16), None, 2e-3, epochs=4, patience=None)
+    assert history["val_accuracy"] == [0.5, 0.7, 0.6, 0.65]
+    assert torch.equal(model[1].weight, weights[1])  # epoch 2's weights restored
+    (schedule,) = schedules
+    assert schedule.last_epoch == schedule.total_steps == 4 * 3  # stepped once per batch, to the cycle's end
