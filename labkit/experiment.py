@@ -46,9 +46,16 @@ class Experiment:
     def is_pets(self) -> bool:
         return self.data.name == "oxford-pets"
 
-    def train_ds(self):
-        return tf_dataset(self.x_train, self.y_train, self.batch_size, shuffle=True, seed=self.seed,
-                          augment=self.is_pets)
+    def train_ds(self, images: int | None = None):
+        """The training images (the first `images` of them), shuffled each epoch; the split shuffled them already,
+        so the first ones are a seeded random share."""
+        return tf_dataset(self.x_train[:images], self.y_train[:images], self.batch_size, shuffle=True,
+                          seed=self.seed, augment=self.is_pets)
+
+    def fine_tune_ds(self):
+        """What each variant and its control are fine-tuned on: the first `fine_tune_samples` training images (all
+        by default), so the base can learn from more images than every fine-tuning costs."""
+        return self.train_ds(self.context.selection["fine_tune"])
 
     def val_ds(self):
         return tf_dataset(self.x_val, self.y_val, self.batch_size)
@@ -70,8 +77,11 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
             train_samples: int | None = None, test_fraction: float = 1.0, image_size: int = 128,
             batch_size: int = 64, seed: int = 42, results_dir: str | Path = "results",
             models_dir: str | Path = "models", validation_fraction: float = 0.1,
-            model_path: str | None = None) -> Experiment:
+            model_path: str | None = None, fine_tune_samples: int | None = None) -> Experiment:
     """Load and scale the data, hold out a seeded validation split, seed TensorFlow, make the folders.
+
+    The base trains on every training image; the variants and their controls are fine-tuned on the first
+    `fine_tune_samples` of them (None: all), the same images for each.
 
     With `model_path` (the user's Keras classifier), its input shape decides the image size and grayscale or RGB,
     and its output count must match the dataset's classes. Records go to the seed's own folder under results_dir
@@ -93,7 +103,7 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
                                                             validation_fraction, seed)
     x_test = preprocess(data.x_test)
     context = records.context(data, seed, records.KERAS, train_samples, test_fraction, validation_fraction, x_train,
-                              x_val, x_test)
+                              x_val, x_test, fine_tune_samples)
     results_dir, models_dir = seeds.folder(results_dir, seed), paths.resolve(models_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -169,12 +179,13 @@ def _weights_note(path: Path) -> str:
 
 
 def fine_tune(model, exp: Experiment, epochs: int, learning_rate: float, callbacks: list | None = None):
-    """Compile a wrapped model with a fresh Adam and train it on the experiment's data."""
+    """Compile a wrapped model with a fresh Adam at a constant rate and train it on the experiment's fine-tuning
+    images."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(exp.seed)
     compile_model(model, learning_rate)
-    return model.fit(exp.train_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=callbacks or [],
+    return model.fit(exp.fine_tune_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=callbacks or [],
                      verbose=2)
 
 

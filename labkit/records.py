@@ -59,18 +59,31 @@ def file_identity(path: str | Path, source: str) -> dict[str, str]:
     return {"source": source, "file": name, "sha256": sha256_of(path)}
 
 
+def fine_tune_count(fine_tune_samples: int | None, train: int) -> int:
+    """How many of the `train` training images fine-tune each variant and its control: `fine_tune_samples` of them
+    (None: all)."""
+    if fine_tune_samples is not None and fine_tune_samples < 1:
+        raise LabkitError(f"fine_tune_samples {fine_tune_samples} must be at least 1 (or None for all the training "
+                          "images)")
+    return min(fine_tune_samples or train, train)
+
+
 def selection(train_samples: int | None, validation_fraction: float, test_fraction: float, x_train: np.ndarray,
-              x_val: np.ndarray, x_test: np.ndarray) -> dict[str, Any]:
-    """The part of the data a run used, as asked for and as it came out (image size, grayscale, counts)."""
+              x_val: np.ndarray, x_test: np.ndarray, fine_tune_samples: int | None = None) -> dict[str, Any]:
+    """The part of the data a run used, as asked for and as it came out (image size, grayscale, counts; `fine_tune`
+    counts the training images the variants and their controls were fine-tuned on, the base trained on all)."""
     return {"train_samples": train_samples, "validation_fraction": validation_fraction, "test_fraction": test_fraction,
-            "image_size": list(x_train.shape[1:3]), "grayscale": x_train.ndim == 3 or x_train.shape[-1] == 1,
-            "train": len(x_train), "validation": len(x_val), "test": len(x_test)}
+            "fine_tune_samples": fine_tune_samples, "image_size": list(x_train.shape[1:3]),
+            "grayscale": x_train.ndim == 3 or x_train.shape[-1] == 1, "train": len(x_train),
+            "fine_tune": fine_tune_count(fine_tune_samples, len(x_train)), "validation": len(x_val),
+            "test": len(x_test)}
 
 
 def context(data: Any, seed: int, libraries: tuple[str, ...], train_samples: int | None, test_fraction: float,
-            validation_fraction: float, x_train: np.ndarray, x_val: np.ndarray, x_test: np.ndarray) -> Context:
+            validation_fraction: float, x_train: np.ndarray, x_val: np.ndarray, x_test: np.ndarray,
+            fine_tune_samples: int | None = None) -> Context:
     """The context of a run on a loaded dataset (a labkit.data.Dataset) and its splits; the base comes later."""
-    chosen = selection(train_samples, validation_fraction, test_fraction, x_train, x_val, x_test)
+    chosen = selection(train_samples, validation_fraction, test_fraction, x_train, x_val, x_test, fine_tune_samples)
     return Context(data.descriptor.identity(), chosen, seed, libraries)
 
 
@@ -166,6 +179,8 @@ def made_by(record: Record, seeds: list[int] | None = None) -> dict[str, str]:
     key = record["key"]
     data, chosen, base = key["dataset"], key["selection"], key["base"]
     asked = "all" if chosen["train_samples"] is None else f"{chosen['train_samples']:,}"
+    tuned = chosen.get("fine_tune", chosen["train"])
+    tuned = f"; variants and controls fine-tuned on {tuned:,} of the training images" if tuned < chosen["train"] else ""
     colour = "grayscale" if chosen["grayscale"] else "RGB"
     source = {"trained here": "trained here", "--model-path": "your model (--model-path)",
               "--input-model": "your state dict (--input-model)"}[base["source"]]
@@ -173,7 +188,7 @@ def made_by(record: Record, seeds: list[int] | None = None) -> dict[str, str]:
     return {
         "data": f"{data['name']}: {data['files']} files, {data['classes']} classes, sha256 {_short(data['sha256'])}",
         "selection": f"{chosen['train']:,} training and {chosen['validation']:,} validation images (train_samples "
-                     f"{asked}, {chosen['validation_fraction']:.0%} held out); {chosen['test']:,} test images "
+                     f"{asked}, {chosen['validation_fraction']:.0%} held out){tuned}; {chosen['test']:,} test images "
                      f"({chosen['test_fraction']:.0%} of the test set); {'×'.join(map(str, chosen['image_size']))} "
                      f"{colour}",
         "seed": ", ".join(map(str, seeds)) if seeds else str(key["seed"]),

@@ -109,4 +109,19 @@ def test_made_by_says_what_made_the_numbers():
     assert rows["selection"] == ("27,000 training and 3,000 validation images (train_samples 30,000, 10% held out); "
                                  "10,000 test images (100% of the test set); 28×28 grayscale")
     assert rows["seed"] == "42, 43" and "each seed has its own" in rows["base"]
+    record["key"]["selection"].update(train_samples=None, train=54000, validation=6000, fine_tune_samples=27000,
+                                      fine_tune=27000)
+    assert records.made_by(record)["selection"].startswith(
+        "54,000 training and 6,000 validation images (train_samples all, 10% held out); variants and controls "
+        "fine-tuned on 27,000 of the training images; 10,000 test images")
     assert rows["libraries"].startswith("tensorflow 2.21.0, tf-keras 2.21.0")
+
+
+def test_the_selection_names_the_images_variants_are_fine_tuned_on():
+    x = np.zeros((10, 28, 28, 1), np.float32)
+    chosen = records.selection(None, 0.1, 1.0, x[:9], x[:1], x[:5], fine_tune_samples=4)
+    assert (chosen["fine_tune_samples"], chosen["fine_tune"], chosen["train"]) == (4, 4, 9)
+    assert records.selection(None, 0.1, 1.0, x[:9], x[:1], x[:5], fine_tune_samples=27000)["fine_tune"] == 9
+    assert records.selection(None, 0.1, 1.0, x[:9], x[:1], x[:5])["fine_tune"] == 9
+    with pytest.raises(LabkitError, match="fine_tune_samples 0 must be at least 1"):
+        records.selection(None, 0.1, 1.0, x[:9], x[:1], x[:5], fine_tune_samples=0)
