@@ -31,6 +31,16 @@ def file_inventory(folders: list[Path], patterns: tuple[str, ...] = ("*.keras", 
     return pd.DataFrame(rows)
 
 
+def training_words(info: dict[str, Any]) -> str:
+    """How a base was trained, in words: its learning-rate schedule (every epoch run) or early stopping, and the
+    epoch kept."""
+    if info.get("patience") is None and info.get("schedule"):
+        epochs = info["max_epochs"]
+        return (f"{epochs} epoch{'s' * (epochs != 1)} along a learning-rate schedule ({info['schedule']}), peak "
+                f"{info.get('learning_rate'):g}; the best validation epoch ({info.get('epochs')}) kept")
+    return f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}"
+
+
 def notebook_durations(notebooks: Path) -> dict[str, float]:
     """Wall time in seconds of each executed notebook, from papermill's metadata."""
     durations = {}
@@ -111,10 +121,9 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
                   "the base fine-tuned exactly as long, without compression.", ""]
     elif base:
         info = base["params"]
-        parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; early stopping kept epoch "
-                  f"{info.get('epochs')} of at most {info.get('max_epochs')}; test set of {base['test_samples']} "
-                  "images. Every compressed variant is compared with a control: the base fine-tuned exactly as long, "
-                  "without compression.", ""]
+        parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; {training_words(info)}; "
+                  f"test set of {base['test_samples']} images. Every compressed variant is compared with a control: "
+                  "the base fine-tuned exactly as long, without compression.", ""]
         if (n := seeds.count(base)) > 1:
             parts += [f"Seeds: {n} ({', '.join(map(str, base['by_seed']['seeds']))}); each seed trained its own "
                       "base, control and variants. Numbers are means over the seeds; a difference from the control "
@@ -127,7 +136,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     elif torch_base:
         info = torch_base["params"]
         parts += [f"PyTorch base trained on {info.get('train_samples')} images (batch {info.get('batch_size')}); "
-                  f"early stopping kept epoch {info.get('epochs')} of at most {info.get('max_epochs')}.", ""]
+                  f"{training_words(info)}.", ""]
     if durations := notebook_durations(results_dir / "notebooks"):
         parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
     if len(per_seed := seed_durations(results_dir.parent, used or [])) > 1:

@@ -187,7 +187,7 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    cached = "fashion-mnist-1cb5a4cf-base-28x28-n270-b64-e1-p2-lr0.001-s42.keras"  # data tag, then the settings
+    cached = "fashion-mnist-1cb5a4cf-base-28x28-n270-b64-e1-cos-lr0.003-s42.keras"  # data tag, then the settings
     (models / cached).write_bytes(b"this is not a model")
     results = tmp_path / "results"
     seed = results / "seed-42"
