@@ -111,7 +111,7 @@ def prepare(dataset: str = "fashion-mnist", dataset_root: str | None = None, dow
                       models_dir, context, user_model=user_model, model_path=model_path)
 
 
-def base_model(exp: Experiment, epochs: int = 8, learning_rate: float = 3e-3, patience: int | None = None,
+def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, patience: int | None = None,
                weights: str | None = "imagenet", fine_tune_blocks: int = 0):
     """The user's model (--model-path) as it is; else load the cached base model for these settings, or train it
     to convergence and cache it under models/.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
 from labkit.quiet import native_stderr_closed
 
@@ -62,14 +63,65 @@ def to_onnx(model, sample, path: Path) -> Path:
 
 
 def torch_to_tflite(model, sample, path: Path) -> Path:
-    """Convert a PyTorch model to FP32 TFLite with litert-torch (the renamed ai-edge-torch); input stays NCHW."""
+    """Convert a PyTorch model to FP32 TFLite with litert-torch (the renamed ai-edge-torch); input stays NCHW. The
+    file takes batches of any size where dynamic_batch can give it that, as the ONNX export does."""
     import litert_torch
 
     path = Path(path)
     part = path.with_name(path.stem + ".part.tflite")
     litert_torch.convert(model.eval(), (sample,)).export(str(part))  # its step-by-step log is off: labkit.quiet
+    dynamic_batch(part, model, sample)
     part.replace(path)
     return path
+
+
+def dynamic_batch(path: Path, model, sample) -> bool:
+    """Let a batch-1 TFLite file from litert-torch take any batch size; return whether it now does.
+
+    litert-torch bakes its sample's batch into every RESHAPE (the course classifier's flatten, the NCHW input's
+    layout change), and its `dynamic_shapes` fails on that flatten, so a file runs one image per call: 10,000 test
+    images of the 16 M-weight classifier took 43 s, each call reading all of fc1's weights. Rewritten with TF's
+    flatbuffer tools, every RESHAPE's leading 1 becomes -1 ("as many as the batch") and the activations' batch
+    dimension is marked dynamic; batch-1 inference runs the same ops. The file is kept only if a batch of four
+    then gives PyTorch's outputs; otherwise it stays as exported.
+    """
+    import torch
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from labkit import tflite
+
+    original = Path(path).read_bytes()
+    flatbuffer = flatbuffer_utils.read_model_from_bytearray(bytearray(original))
+    for graph in flatbuffer.subgraphs:
+        if [list(graph.tensors[i].shape[:1]) for i in graph.inputs] != [[1]] * len(graph.inputs):
+            return False
+        for op in graph.operators:
+            code = flatbuffer.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.RESHAPE:
+                buffer = flatbuffer.buffers[graph.tensors[op.inputs[1]].buffer] if len(op.inputs) > 1 else None
+                if buffer is None or buffer.data is None:
+                    return False
+                shape = np.frombuffer(bytes(buffer.data), dtype=np.int32).copy()
+                if shape[0] != 1:
+                    return False
+                shape[0] = -1
+                buffer.data = np.frombuffer(shape.tobytes(), dtype=np.uint8)
+        for tensor in graph.tensors:
+            constant = flatbuffer.buffers[tensor.buffer].data is not None
+            if not constant and tensor.shape is not None and len(tensor.shape) and tensor.shape[0] == 1:
+                tensor.shapeSignature = np.array([-1, *tensor.shape[1:]], dtype=np.int32)
+    batch = np.random.default_rng(0).random((4, *sample.shape[1:]), dtype=np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(batch)).numpy()
+    rewritten = bytes(flatbuffer_utils.convert_object_to_bytearray(flatbuffer))
+    try:
+        same = np.allclose(tflite.predict(tflite.load(rewritten), batch), expected, atol=1e-4)
+    except (RuntimeError, ValueError, LabkitError):
+        same = False
+    if same:
+        atomic_write_bytes(Path(path), rewritten)
+    return same
 
 
 def parity(model, onnx_path: Path, tflite_path: Path, batch: np.ndarray, tolerance: float = 1e-4) -> dict[str, float]:

@@ -80,6 +80,28 @@ def test_exports_agree_with_torch(tmp_path):
         parity(torch_models.FashionClassifier(), onnx_path, tflite_path, batch)
 
 
+def test_the_tflite_export_takes_any_batch_and_keeps_its_file_when_the_rewrite_would_change_it(tmp_path):
+    import litert_torch
+
+    from labkit import tflite
+    from labkit.export import dynamic_batch
+
+    torch.manual_seed(0)
+    model, sample = torch_models.FashionClassifier(channels=(4, 4, 4), hidden=16).eval(), torch.zeros(1, 1, 28, 28)
+    path = torch_to_tflite(model, sample, tmp_path / "m.tflite")
+    interpreter = tflite.load(path)
+    assert interpreter.get_input_details()[0]["shape_signature"][0] == -1
+    batch = np.random.default_rng(1).random((70, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(tflite.predict(interpreter, batch), expected, atol=1e-5)
+    fixed = tmp_path / "fixed.tflite"
+    litert_torch.convert(model, (sample,)).export(str(fixed))
+    exported = fixed.read_bytes()
+    other = torch_models.FashionClassifier(channels=(4, 4, 4), hidden=16).eval()  # not the file's weights
+    assert not dynamic_batch(fixed, other, sample) and fixed.read_bytes() == exported
+
+
 def test_checkpoints_keep_a_pruned_model_and_resume_from_it(tmp_path):
     pruned = torch_models.FashionClassifier(channels=(4, 8, 16), hidden=512).eval()
     key = {"base": {"sha256": "a" * 64}, "variant": {"sparsity": 0.5}}
