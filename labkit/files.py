@@ -38,12 +38,12 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_if_changed(path: Path, text: str) -> Path:
-    """Write text atomically unless the file already holds exactly it: a finished file is not touched again."""
+def write_if_changed(path: Path, text: str) -> None:
+    """Write text atomically unless the file already holds exactly it: a finished file is not touched again. Returns
+    nothing, so a notebook cell ending with it shows no path."""
     path = Path(path)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return path
-    return atomic_write_text(path, text)
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        atomic_write_text(path, text)
 
 
 def write_json(path: Path, record: dict[str, Any]) -> Path:
