@@ -1,7 +1,7 @@
 """Train each base-model option of the lab from scratch with labkit's own code; print its time and test accuracy.
 
     python benchmarks/bases.py                                  # every option, seed 42
-    python benchmarks/bases.py --options keras-cosine-54k-e8 --seeds 42 43 44 --out bases.jsonl
+    python benchmarks/bases.py --options keras-cosine-54k-e6 --seeds 42 43 44 --out bases.jsonl
 
 Each (option, seed) runs in a fresh process through the calls the notebooks make (`experiment.prepare` and
 `experiment.base_model` for the Keras CNN of 01/02; the data, loaders and `torch_models.base_classifier` of 03),
