@@ -1,7 +1,11 @@
 # The two commands of the README: `make lab` runs the whole lab, `make test` runs the tests.
 # The student edition: `make assignment` writes it, `make autograde SUBMISSIONS=folder` grades it, `make grades`
 # refreshes feedback and grades after grading answers by hand.
-.PHONY: setup lab test lint bench assignment autograde grades ui
+.PHONY: setup lab test test-fast lint bench assignment autograde grades ui
+# The suite's workers (pytest-xdist): two, one per core; WORKERS=0 runs it in this process, one test at a time.
+WORKERS ?= 2
+# The edit-test loop's tier: everything that needs no notebook, browser, server, Ray or signal (about 2 minutes).
+FAST = not notebook and not browser and not server and not ray and not kill
 SUBMISSIONS ?= assignment/submissions
 
 setup:
@@ -11,7 +15,10 @@ lab: setup
 	.venv/bin/python -m labkit run --tasks all
 
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(WORKERS) --dist loadgroup
+
+test-fast: setup
+	.venv/bin/python -m pytest -m "$(FAST)"
 
 lint: setup
 	.venv/bin/ruff check labkit tests benchmarks

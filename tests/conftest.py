@@ -137,6 +137,32 @@ def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: 
                 server.wait()
 
 
+# Tests that must never share the machine's two cores with a like test at once: they stop runs with signals, wait on
+# servers or drive a browser. Under pytest-xdist (`make test`) each of these groups runs on one worker, one test at a
+# time; the tests that read the shared tiny lab run on one worker too, so it is built once.
+ONE_WORKER = ("browser", "server", "ray", "kill")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Group the test for pytest-xdist (as it is collected: xdist reads the groups before the collection hooks end)."""
+    if "tiny_lab" in item.fixturenames:
+        item.add_marker(pytest.mark.notebook)  # the shared lab is notebooks run once
+        item.add_marker(pytest.mark.xdist_group("tiny-lab"))
+    elif any(item.get_closest_marker(name) for name in ONE_WORKER):
+        item.add_marker(pytest.mark.xdist_group("one-worker"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The guard against regrowth: a test marked `notebook` either reads the shared `tiny_lab` or carries
+    `@pytest.mark.own_lab(reason=...)`, one line on why it cannot (a stopped run, a used folder, other data …)."""
+    unexplained = [item.nodeid for item in items if item.get_closest_marker("notebook")
+                   and "tiny_lab" not in item.fixturenames
+                   and not ((own := item.get_closest_marker("own_lab")) and own.kwargs.get("reason"))]
+    if unexplained:
+        raise pytest.UsageError("notebook tests that neither read the shared tiny_lab nor say why they run their own "
+                                "lab (@pytest.mark.own_lab(reason=...)): " + ", ".join(unexplained))
+
+
 def needs(path: Path, what: str):
     """Skip marker for tests that read data found only on some machines."""
     return pytest.mark.skipif(not path.exists(), reason=f"{what} not on this machine ({path})")

@@ -197,6 +197,7 @@ def wait_until_all_ran(page, notebook, lab: dict, minutes: float = 10) -> None:
 
 
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
+@pytest.mark.own_lab(reason="03 run through JupyterLab's UI, as a user runs it: the live Netron view needs its kernel")
 def test_structured_pruning_runs_in_jupyterlab_and_netron_shows_the_graph(page, lab):
     notebook, _ = open_notebook(page, lab, "03_structured_pruning")
     page.get_by_role("menuitem", name="Run", exact=True).click()
@@ -258,6 +259,7 @@ def run_cell(page, notebook, index: int) -> None:
 
 
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
+@pytest.mark.own_lab(reason="a student's released 01 run cell by cell in JupyterLab's UI")
 def test_a_student_runs_the_first_task_of_a_released_notebook(page, lab):
     """As a student: run the cells above the first task, run its cell as released and its check (which says in one
     line that the answer is missing), write the answer into the task's cell and run both again: the check passes."""

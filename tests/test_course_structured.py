@@ -13,8 +13,6 @@ from labkit import cli, tflite
 from labkit.records import load_records, sha256_of
 from labkit.torch_models import FashionClassifier
 
-pytestmark = pytest.mark.notebook
-
 
 def course_state_dict(path: Path, classes: int = 3) -> Path:
     """A state dict of the course's classifier, as `torch.save(model.state_dict(), path)` writes it."""
@@ -41,6 +39,9 @@ def nearest(rows: torch.Tensor, among: torch.Tensor) -> float:
     return float(torch.cdist(rows.flatten(1), among.flatten(1)).min(dim=1).values.max())
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="a used folder: the lab's structured pruning on a base of its own, then the course's "
+                            "command on the course's state dict, twice")
 def test_the_courses_structured_command_writes_every_named_file_in_a_used_folder(tmp_path):
     """After the lab's own structured pruning in the same results folder (its own trained base), the course's command
     still prunes the state dict it is given and writes its four files."""

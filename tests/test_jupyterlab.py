@@ -13,6 +13,7 @@ from conftest import ROOT, jupyterlab
 from labkit import netron
 
 
+@pytest.mark.server
 def test_jupyterlab_serves_the_notebooks(tmp_path):
     (tmp_path / "notebooks").symlink_to(ROOT / "notebooks")
     with jupyterlab(tmp_path) as lab:
@@ -25,6 +26,7 @@ def test_jupyterlab_serves_the_notebooks(tmp_path):
             assert b"JupyterLab" in page.read()
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("proxy", [True, False])
 def test_live_view_goes_through_the_jupyter_server_when_it_has_the_proxy(tmp_path, monkeypatch, proxy):
     """As a kernel of that server sees it (base URL /user/ada/, as on JupyterHub); without the proxy, the port."""
@@ -51,6 +53,7 @@ def test_the_notebooks_run_on_the_projects_kernel():
         assert json.loads(notebook.read_text())["metadata"]["kernelspec"]["name"] == "labkit", notebook.name
 
 
+@pytest.mark.server
 def test_jupyterlab_does_not_ask_about_jupyter_news(tmp_path):
     """The project's settings override (installed by `make setup`) answers the news question: never, and no checks
     for updates; a user who has not chosen gets these."""

@@ -11,8 +11,6 @@ from labkit import tflite
 from labkit.netron import find_chromium
 from labkit.records import load_records
 
-pytestmark = pytest.mark.notebook
-
 
 @pytest.fixture(scope="module")
 def structured_run(tiny_lab):

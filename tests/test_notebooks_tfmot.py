@@ -13,8 +13,6 @@ from conftest import SHARED_PETS, TINY_LAB, needs, notebook_tasks
 from labkit import compress, runner
 from labkit.records import load_records
 
-pytestmark = pytest.mark.notebook
-
 
 @pytest.fixture(scope="module")
 def fashion_run(tiny_lab):
@@ -108,6 +106,8 @@ def test_rerun_skips_finished_notebooks(tiny_lab):
     assert sum("already done with these settings" in line for line in log) == 3
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="other data and another base: the pets sample on MobileNetV2")
 @needs(SHARED_PETS, "the shared Oxford-IIIT Pet sample")
 def test_pets_clustering_at_tiny_scale(tmp_path):
     runner.run(["clustered-4-fp32"], dataset="oxford-pets", dataset_root=str(SHARED_PETS),
@@ -135,6 +135,8 @@ def test_head_filter_picks_dense_and_late_convs():
     assert picks == [True, True, True, False, False]
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="two seeds, each training its own base; the tiny lab has one")
 def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(tmp_path):
     log: list[str] = []
     runner.run(["clustered-2-fp32", "summary"], results_path=str(tmp_path / "results"),

@@ -14,7 +14,6 @@ from conftest import ROOT
 from labkit import LabkitError, paths
 from labkit.parameters import check_lists
 
-pytestmark = pytest.mark.notebook
 PAPERMILL = [sys.executable, "-m", "papermill", "--log-level", "ERROR"]
 
 
@@ -50,6 +49,8 @@ def test_a_list_parameter_given_as_text_names_the_fix(value):
     check_lists(clusters=[4], sparsities=(0.5,))
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="papermill's own command line, stopped by the parameters check before any lab runs")
 def test_papermill_with_a_list_as_text_stops_in_one_line(tmp_path: Path):
     run = subprocess.run([*PAPERMILL, str(ROOT / "notebooks" / "01_clustering.ipynb"), str(tmp_path / "out.ipynb"),
                           "-p", "clusters", "[4]", "-p", "results_dir", str(tmp_path / "results")],

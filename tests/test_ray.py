@@ -194,6 +194,9 @@ def two_nodes(monkeypatch):
 
 
 @pytest.mark.notebook
+@pytest.mark.ray
+@pytest.mark.kill
+@pytest.mark.own_lab(reason="the same units split over two Ray nodes, one node lost mid-run")
 @needs_fashion
 def test_two_nodes_give_the_sequential_records_after_losing_a_worker(tmp_path, sequential, two_nodes):
     cluster, worker = two_nodes
@@ -213,6 +216,9 @@ def test_two_nodes_give_the_sequential_records_after_losing_a_worker(tmp_path, s
 
 
 @pytest.mark.notebook
+@pytest.mark.ray
+@pytest.mark.kill
+@pytest.mark.own_lab(reason="a Ray run stopped after its first unit, then resumed")
 @needs_fashion
 def test_stopped_ray_run_resumes_without_redoing_finished_units(tmp_path, sequential):
     results, models = tmp_path / "results", tmp_path / "models"
@@ -250,6 +256,8 @@ def descendants(pid: int) -> set[int]:
 
 
 @pytest.mark.notebook
+@pytest.mark.ray
+@pytest.mark.own_lab(reason="a local Ray instance started for a run on damaged data")
 @needs_fashion
 def test_local_ray_listens_on_loopback_with_token_auth_and_names_a_failed_unit(tmp_path):
     results, damaged = tmp_path / "results", tmp_path / "damaged"

@@ -11,7 +11,6 @@ from conftest import ROOT
 from labkit.netron import CHROMIUM_FLAGS, find_chromium
 from labkit.records import load_records
 
-pytestmark = pytest.mark.notebook
 COMMITTED = ROOT / "summaries" / "l03_pruning_clustering"
 REPORTS = ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
 SECTIONS = {"01_clustering": ["Weight clustering", "Deflate with ZIP", "Summary"],

@@ -85,6 +85,8 @@ STOPS = {  # how the run is stopped -> (signal, whom, exit code of the runner, i
 
 
 @pytest.mark.notebook
+@pytest.mark.kill
+@pytest.mark.own_lab(reason="a run stopped by a signal after its first record, then resumed")
 @needs_fashion
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_stopped_run_resumes_without_redoing_finished_variants(tmp_path, stop):
@@ -135,6 +137,8 @@ def base_training_started(notebook: Path) -> bool:
 
 
 @pytest.mark.notebook
+@pytest.mark.kill
+@pytest.mark.own_lab(reason="killed while its base trains: no cached base may be there")
 @needs_fashion
 def test_kill_during_base_training_leaves_no_half_written_model(tmp_path):
     results, models = tmp_path / "results", tmp_path / "models"
@@ -158,6 +162,8 @@ def test_kill_during_base_training_leaves_no_half_written_model(tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.kill
+@pytest.mark.own_lab(reason="killed after the fine-tuned checkpoint, then resumed from its stages")
 @needs_fashion
 def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_path):
     results, models = tmp_path / "results", tmp_path / "models"
@@ -183,6 +189,7 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
 
 
 @pytest.mark.notebook
+@pytest.mark.own_lab(reason="a damaged cached base: the run stops before any training")
 @needs_fashion
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"

@@ -210,6 +210,8 @@ class Server:
 
 
 @pytest.mark.notebook
+@pytest.mark.server
+@pytest.mark.own_lab(reason="an MLflow server stopped as the run's second notebook starts")
 @needs(DEBIAN_FASHION, "Debian dataset-fashion-mnist")
 def test_a_server_stopped_mid_run_costs_one_warning_and_labkit_track_catches_up(tmp_path):
     (store := tmp_path / "server").mkdir()

@@ -15,7 +15,6 @@ from test_user_files import tiny_keras
 
 from labkit import cli, records, runner
 
-pytestmark = pytest.mark.notebook
 TINY = {"base_epochs": 1}
 
 
@@ -23,6 +22,8 @@ def keys(folder: Path) -> dict[str, dict]:
     return {r["name"]: r["key"] for r in records.load_records(folder)}
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="runs at two scales in one folder, papermill's own command first: what is recomputed")
 def test_runs_with_other_settings_recompute_what_they_use_and_the_summary_refuses_to_mix(tmp_path, capsys):
     folder, models = tmp_path / "results", tmp_path / "models"
     papermill = subprocess.run(  # a small direct papermill run, as the README shows one
@@ -74,6 +75,8 @@ def test_a_side_run_writes_its_summary_beside_its_results(tiny_lab, tmp_path):
                                                               "03_structured_pruning.html", "04_summary.html"]
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="the user's model and data files, replaced in place between runs")
 def test_a_replaced_model_and_a_changed_data_file_are_seen(tmp_path):
     data = idx_folder(tmp_path / "idx", size=20, n=90)
     model = tiny_keras(tmp_path / "model.h5", shape=(20, 20, 1))

@@ -119,6 +119,8 @@ def test_bad_models_are_one_line_errors_before_training(tmp_path, keras_file, ca
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="the course's command line as written, on the user's Keras model and image folder")
 def test_the_courses_command_line_runs_on_a_users_model_and_image_folder(tmp_path, keras_file, monkeypatch):
     """The course's first command line as it is written (relative paths, --tasks all), at tiny scale: ~1.5 min."""
     folder = image_folder(tmp_path / "build" / "pet-dataset", per_class=24)
@@ -150,6 +152,8 @@ def test_the_courses_command_line_runs_on_a_users_model_and_image_folder(tmp_pat
     assert str(tmp_path) not in summary and str(folder) not in summary
 
 
+@pytest.mark.notebook
+@pytest.mark.own_lab(reason="IDX files of another image size train a base of their own")
 def test_idx_files_train_the_lab_base_end_to_end(tmp_path):
     runner.run(["clustered-2-fp32"], dataset="idx", dataset_root=str(idx_folder(tmp_path / "idx", size=20)),
                results_path=str(tmp_path / "r"), test_dataset_fraction=0.5,
