@@ -144,7 +144,8 @@ ONE_WORKER = ("browser", "server", "ray", "kill")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Group the test for pytest-xdist (as it is collected: xdist reads the groups before the collection hooks end)."""
+    """Group the test for pytest-xdist as it is collected, before any collection_modifyitems hook (xdist's reads
+    the groups there)."""
     if "tiny_lab" in item.fixturenames:
         item.add_marker(pytest.mark.notebook)  # the shared lab is notebooks run once
         item.add_marker(pytest.mark.xdist_group("tiny-lab"))
