@@ -6,12 +6,14 @@ FP32 file smaller by itself, but both make it compress well. The bound tells how
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from labkit.errors import LabkitError
+from labkit.files import atomic_write_bytes
 
 # TFLite schema TensorType codes of the types a weight buffer can have.
 TFLITE_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8}
@@ -21,10 +23,10 @@ def zip_model(path: Path, zip_path: Path | None = None) -> Path:
     """Zip one model file with DEFLATE (what `zip -q model.zip model.tflite` does) and return the archive."""
     path = Path(path)
     zip_path = Path(zip_path) if zip_path else path.with_name(path.name + ".zip")
-    part = zip_path.with_name(zip_path.name + ".part")
-    with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         archive.write(path, arcname=path.name)
-    part.replace(zip_path)
+    atomic_write_bytes(zip_path, buffer.getvalue())  # a unique temporary name: runs side by side never share one
     return zip_path
 
 

@@ -143,6 +143,15 @@ def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: 
 ONE_WORKER = ("browser", "server", "ray", "kill")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the CPU at the top of every run: the slowest-ten figures below mean nothing without it."""
+    from labkit.tflite import cpu
+
+    about = cpu()
+    vectors = ", ".join(about["vector_extensions"]) or "no vector extensions"
+    return f"cpu: {about['model']} ({about['arch']}; {vectors}), {os.cpu_count()} cores"
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Group the test for pytest-xdist as it is collected, before any collection_modifyitems hook (xdist's reads
     the groups there)."""
