@@ -86,8 +86,9 @@ def kernels(model, names: list[str]) -> dict[str, np.ndarray]:
     return {name: np.array(layers[name].kernel) for name in names}
 
 
-def fitted(model, epochs: int, learning_rate: float, data) -> None:
-    """A Keras model was compiled with Adam at `learning_rate` and fitted for `epochs` epochs over `data`."""
+def fitted(model, watch, learning_rate: float) -> None:
+    """A Keras model was compiled with Adam at `learning_rate` and fitted with the given `watch` among its
+    callbacks, which stopped it (experiment.watch): every step it took, the watch saw."""
     import tensorflow as tf
 
     optimizer = getattr(model, "optimizer", None)
@@ -96,10 +97,12 @@ def fitted(model, epochs: int, learning_rate: float, data) -> None:
     rate = float(tf.keras.backend.get_value(optimizer.learning_rate))
     if not np.isclose(rate, learning_rate):
         raise WrongAnswer(f"the optimizer's learning rate is {rate:g}, the given one {learning_rate:g}")
-    steps, expected = int(optimizer.iterations.numpy()), epochs * int(data.cardinality())
-    if steps != expected:
-        raise WrongAnswer(f"the model took {steps} training steps: {epochs} epoch(s) of the given training data take "
-                          f"{expected}")
+    if not watch.curve.steps:
+        raise WrongAnswer("fit did not run the given watch: pass callbacks=callbacks")
+    steps = int(optimizer.iterations.numpy())
+    if steps != watch.step or watch.model is not model:
+        raise WrongAnswer(f"the model took {steps} training steps, the watch saw {watch.step} of this model: fit it "
+                          "once, with callbacks=callbacks")
 
 
 def keras_tflite_agree(flatbuffer: bytes, model, images: np.ndarray) -> float:

@@ -6,13 +6,13 @@ The notebooks call these in the lab's order; each function is one step of the la
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labkit import compress, keras_models, model_inputs, paths, records, seeds
+from labkit import compress, keras_models, lock, model_inputs, paths, records, recovery, seeds
 from labkit.data import Dataset, describe, load_dataset, preprocess, tf_dataset, train_validation_split
 from labkit.errors import LabkitError
 from labkit.evaluate import evaluate_variant
@@ -40,6 +40,7 @@ class Experiment:
     context: Context  # what every record of the run shares (data, selection, seed, base): their keys start here
     base_info: dict[str, Any] = field(default_factory=dict)
     user_model: Any = None  # the user's own classifier (--model-path), used as the base instead of training one
+    base: Any = None  # the base model once base_model has made or loaded it
     model_path: str | None = None
 
     @property
@@ -132,7 +133,8 @@ def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, pa
         exp.base_info = {"model_path": Path(exp.model_path).name, "sha256": exp.context.base["sha256"],
                          "trained_now": False, "weights": "the user's model", "history": {},
                          "train_samples": len(exp.x_train), "dataset": exp.data.describe()}
-        return exp.user_model
+        exp.base = exp.user_model
+        return exp.base
     size = "x".join(map(str, exp.x_train.shape[1:3]))
     schedule = f"p{patience}" if patience else "cos"
     tag = f"{size}-n{len(exp.x_train)}-b{exp.batch_size}-e{epochs}-{schedule}-lr{learning_rate:g}-s{exp.seed}"
@@ -170,6 +172,7 @@ def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, pa
                      "weights": _weights_note(path), "history": history, "dataset": exp.data.describe()}
     if exp.is_pets:
         exp.base_info["fine_tune_blocks"] = fine_tune_blocks
+    exp.base = model
     return model
 
 
@@ -178,15 +181,60 @@ def _weights_note(path: Path) -> str:
     return note.read_text() if note.is_file() else "unknown"
 
 
-def fine_tune(model, exp: Experiment, epochs: int, learning_rate: float, callbacks: list | None = None):
-    """Compile a wrapped model with a fresh Adam at a constant rate and train it on the experiment's fine-tuning
-    images."""
+@dataclass(frozen=True)
+class FineTuning:
+    """How every variant and its control are fine-tuned: Adam at a constant `learning_rate` on the experiment's
+    fine-tuning images, in batches of `batch_size`, until `rule` stops it (recovery.Rule)."""
+
+    rule: recovery.Rule
+    learning_rate: float
+    batch_size: int
+    steps_per_epoch: int
+
+    @property
+    def epochs(self) -> int:
+        """Epochs for Keras' fit to cover the rule's maximum (the rule stops it within the last one)."""
+        return math.ceil(self.rule.max_steps / self.steps_per_epoch)
+
+    def params(self) -> dict[str, Any]:
+        """The settings records keep (and their keys name)."""
+        return {"learning_rate": self.learning_rate, "batch_size": self.batch_size, **self.rule.as_record()}
+
+    def longer(self, times: int) -> FineTuning:
+        """The same fine-tuning with `times` the maximum: the control of a variant fine-tuned in `times` steps."""
+        return replace(self, rule=replace(self.rule, max_steps=times * self.rule.max_steps))
+
+
+def fine_tuning(exp: Experiment, max_epochs: float = 3, learning_rate: float = 1e-4, checks_per_epoch: float = 4,
+                patience: int = 3) -> FineTuning:
+    """Fine-tuning to recovery: validation accuracy checked `checks_per_epoch` times an epoch, stopping after
+    `patience` checks without a gain or after `max_epochs` epochs of the fine-tuning images."""
+    steps_per_epoch = math.ceil(exp.context.selection["fine_tune"] / exp.batch_size)
+    rule = recovery.Rule.per_epoch(steps_per_epoch, checks_per_epoch, patience, max_epochs)
+    return FineTuning(rule, learning_rate, exp.batch_size, steps_per_epoch)
+
+
+def watch(exp: Experiment, tuning: FineTuning, keep=None, desc: str = "fine-tuning"):
+    """The Keras callback that checks validation accuracy by `tuning`'s rule, stops fit and keeps the best check's
+    weights (recovery.keras_watch); a pruned model gets its masks before the first check."""
+    def masks(model) -> None:
+        if any(hasattr(layer, "pruning_obj") for layer in model.layers):
+            compress.mask_now(model)
+
+    return recovery.keras_watch(tuning.rule, exp.x_val, exp.y_val, keep, masks, desc)
+
+
+def fine_tune(model, exp: Experiment, tuning: FineTuning, callbacks: list | None = None, keep=None,
+              desc: str = "fine-tuning") -> recovery.Curve:
+    """Compile a wrapped model with a fresh Adam at the constant rate and train it on the fine-tuning images until
+    the rule stops it; the model keeps the weights of its best check. Returns the recovery curve."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(exp.seed)
-    compile_model(model, learning_rate)
-    return model.fit(exp.fine_tune_ds(), validation_data=exp.val_ds(), epochs=epochs, callbacks=callbacks or [],
-                     verbose=2)
+    compile_model(model, tuning.learning_rate)
+    watching = watch(exp, tuning, keep, desc)
+    model.fit(exp.fine_tune_ds(), epochs=tuning.epochs, callbacks=[*(callbacks or []), watching], verbose=0)
+    return watching.curve
 
 
 def accuracy_now(exp: Experiment, model) -> float:
@@ -214,15 +262,16 @@ def accuracy_at_start(exp: Experiment):
 def measure(exp: Experiment, name: str, model, reference: dict | None, params: dict[str, Any],
             wrapped: list[str] | None = None, control: dict | None = None, force: bool = False,
             before: float | None = None, key: dict[str, Any] | None = None,
-            flatbuffer: bytes | None = None) -> dict[str, Any]:
+            flatbuffer: bytes | None = None, fine_tuned: dict[str, Any] | None = None) -> dict[str, Any]:
     """Convert a plain (stripped) Keras model to FP32 TFLite (or take its `flatbuffer`, converted in a notebook
     cell) and evaluate it as variant `name`.
 
     `wrapped` names the layers that were compressed; the record keeps their kernel statistics. `control` is the
-    record of the uncompressed model with the same training budget, compared image by image; `before` is the
-    accuracy right after compression, before fine-tuning. A variant finished with the same key (data, base,
-    settings, libraries) is never written again unless `force`: its record is returned as it is. `key` defaults to
-    the run's context with `params` as the variant's own settings.
+    control's record (control_variant); a variant `fine_tuned` for some steps (recovery.Curve.as_record) is
+    compared image by image with the control after as many steps (control_at). `before` is the accuracy right
+    after compression, before fine-tuning. A variant finished with the same key (data, base, settings, libraries)
+    is never written again unless `force`: its record is returned as it is. `key` defaults to the run's context
+    with `params` as the variant's own settings.
     """
     key = key or exp.context.key(params, control)
     if record := load_record(exp.results_dir, name, key, force):
@@ -236,50 +285,81 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
     extra = {"dataset": exp.data.describe(), "left_alone": compress.left_alone(model, methods) if methods else []}
     if before is not None:
         extra["accuracy_before_fine_tuning"] = before
+    if fine_tuned is not None:
+        extra["fine_tuning"] = fine_tuned
+    if fine_tuned is not None and control is not None:  # not forced: its key holds the control's digest
+        control = control_at(exp, reference, control, fine_tuned["steps"])
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
                             reference, params, compress.kernel_stats(model, wrapped), extra,
                             control["name"] if control else None, key)
 
 
-def budget(exp: Experiment, epochs: int, learning_rate: float) -> dict[str, Any]:
-    """A fine-tuning budget as records keep it: epochs, learning rate and batch size."""
-    return {"epochs": epochs, "learning_rate": learning_rate, "batch_size": exp.batch_size}
-
-
-def clustering_params(exp: Experiment, clusters: int, epochs: int, learning_rate: float) -> dict[str, Any]:
+def clustering_params(clusters: int, tuning: FineTuning) -> dict[str, Any]:
     """The settings a clustered variant's record keeps (and its key names)."""
-    return {"clusters": clusters, **budget(exp, epochs, learning_rate), "init": "linear"}
+    return {"clusters": clusters, **tuning.params(), "init": "linear"}
 
 
-def pruning_params(exp: Experiment, sparsity: float, epochs: int, learning_rate: float) -> dict[str, Any]:
+def pruning_params(sparsity: float, tuning: FineTuning) -> dict[str, Any]:
     """The settings a pruned variant's record keeps (and its key names)."""
-    return {"sparsity": sparsity, **budget(exp, epochs, learning_rate), "schedule": "constant"}
+    return {"sparsity": sparsity, **tuning.params(), "schedule": "constant"}
 
 
-def check_budget(control: dict, trained: dict[str, Any]) -> None:
-    """A variant is only compared with a control trained exactly as long, at the same learning rate and batch."""
-    theirs = {k: control["params"].get(k) for k in trained}
-    if theirs != trained:
-        def said(b: dict[str, Any]) -> str:
-            return f"{b['epochs']} epochs at {b['learning_rate']} in batches of {b['batch_size']}"
+def check_budget(control: dict, tuning: FineTuning) -> None:
+    """A variant is only compared with a control fine-tuned the same way: rule, learning rate and batch."""
+    ours = tuning.params()
+    theirs = {k: control["params"].get(k) for k in ours}
+    if theirs != ours:
+        raise LabkitError(f"{control['name']} was fine-tuned otherwise than the variant (control → variant: "
+                          f"{records.differences(theirs, ours)}): pass the control made with the variants' "
+                          "fine-tuning (experiment.control_variant)")
 
-        raise LabkitError(f"{control['name']} was fine-tuned {said(theirs)}, the variant {said(trained)}: pass the "
-                          "control with the same budget")
+
+def snapshots(exp: Experiment) -> recovery.Snapshots:
+    """Where the control keeps its weights at every check of its fine-tuning."""
+    return recovery.Snapshots(exp.results_dir / "control-steps")
 
 
-def control_variant(exp: Experiment, base, ref: dict, epochs: int = 1, learning_rate: float = 1e-4,
-                    force: bool = False) -> dict[str, Any]:
-    """The matched-budget control: the base fine-tuned exactly as the variants are, without compression.
+def control_variant(exp: Experiment, base, ref: dict, tuning: FineTuning, force: bool = False) -> dict[str, Any]:
+    """The control: the base fine-tuned exactly as the variants are (same batches, rate and checks), without
+    compression, for twice the variants' maximum (prune-then-cluster fine-tunes twice), keeping its weights at
+    every check. Its record is the control at its own best check: how much the base still had to learn.
 
     Fine-tuning is extra training the base never had; against the base, a variant would be credited with what
-    that training bought. Against this control, the difference is the compression's alone.
+    that training bought. Against the control after as many steps (control_at), the difference is the
+    compression's alone.
     """
-    name, params = f"control-{epochs}-epochs-fp32", budget(exp, epochs, learning_rate)
+    name, params = "control-fp32", {**tuning.params(), "trajectory_steps": 2 * tuning.rule.max_steps}
     if record := load_record(exp.results_dir, name, exp.context.key(params), force):
         return record
+    kept = snapshots(exp)
+    kept.clear()  # another control's weights: they must not pair with this one's variants
     model = compress.copy_model(base)
-    fine_tune(model, exp, epochs, learning_rate)
-    return measure(exp, name, model, ref, params, force=True)  # force: its record was looked for above
+    trajectory = replace(tuning, rule=tuning.longer(2).rule.to_the_maximum())
+    curve = fine_tune(model, exp, trajectory, keep=kept.keep, desc="control: fine-tuning")
+    judged = recovery.Curve(replace(trajectory.rule, patience=tuning.rule.patience), curve.steps, curve.accuracy)
+    return measure(exp, name, model, ref, params, force=True, key=exp.context.key(params),
+                   fine_tuned=judged.as_record())  # still recovering, by the variants' patience: base unconverged
+
+
+def paired_name(control: dict, steps: int) -> str:
+    """The name of the control after `steps` steps: the control's own at its best check, else
+    `control-<steps>-steps-fp32`."""
+    return control["name"] if steps == control["fine_tuning"]["steps"] else f"control-{steps}-steps-fp32"
+
+
+def control_at(exp: Experiment, ref: dict | None, control: dict, steps: int, force: bool = False) -> dict[str, Any]:
+    """The control after `steps` steps of its fine-tuning: what a variant that kept the weights of that step is
+    compared with. The control's own record when that is its best check."""
+    name, params = paired_name(control, steps), {"steps": steps}
+    if name == control["name"]:
+        return control
+    key = exp.context.key(params, control)
+    kept = snapshots(exp)
+    with lock.one_maker(kept.folder / ".pairing.lock"):
+        if record := load_record(exp.results_dir, name, key, force):
+            return record
+        model = kept.load_into(compress.copy_model(exp.base), steps)
+        return measure(exp, name, model, ref, params, force=True, key=key)
 
 
 def reference(exp: Experiment, base, force: bool = False) -> dict[str, Any]:
@@ -299,54 +379,59 @@ def quantized_variant(exp: Experiment, base, ref: dict, force: bool = False) -> 
                             params, control=ref["name"], key=key)
 
 
-def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, control: dict, epochs: int = 1,
-                      learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
-    """Cluster a copy of the base to `clusters` centroids, fine-tune, strip, convert and measure it."""
-    name, params = f"clustered-{clusters}-fp32", clustering_params(exp, clusters, epochs, learning_rate)
+def clustered_variant(exp: Experiment, base, clusters: int, ref: dict, control: dict, tuning: FineTuning,
+                      force: bool = False) -> dict[str, Any]:
+    """Cluster a copy of the base to `clusters` centroids, fine-tune to recovery, strip, convert and measure it."""
+    name, params = f"clustered-{clusters}-fp32", clustering_params(clusters, tuning)
     if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, budget(exp, epochs, learning_rate))
+    check_budget(control, tuning)
     model = compress.cluster(base, clusters, only=exp.layer_filter())
     before = accuracy_now(exp, model)
-    fine_tune(model, exp, epochs, learning_rate)
+    curve = fine_tune(model, exp, tuning, desc=f"{name}: fine-tuning")
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   force=True, before=before)
+                   force=True, before=before, fine_tuned=curve.as_record())
 
 
-def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, control: dict, epochs: int = 1,
-                   learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
-    """Prune a copy of the base to `sparsity`, fine-tune with the pruning callbacks, strip, convert, measure."""
-    name, params = f"pruned-{sparsity:g}-fp32", pruning_params(exp, sparsity, epochs, learning_rate)
+def pruned_variant(exp: Experiment, base, sparsity: float, ref: dict, control: dict, tuning: FineTuning,
+                   force: bool = False) -> dict[str, Any]:
+    """Prune a copy of the base to `sparsity`, fine-tune to recovery with the pruning callbacks, strip, convert
+    and measure it."""
+    name, params = f"pruned-{sparsity:g}-fp32", pruning_params(sparsity, tuning)
     if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, budget(exp, epochs, learning_rate))
+    check_budget(control, tuning)
     model = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
     compress.mask_now(model)
     before = accuracy_now(exp, model)
-    fine_tune(model, exp, epochs, learning_rate, compress.pruning_callbacks(exp.results_dir / "logs" / name))
+    curve = fine_tune(model, exp, tuning, compress.pruning_callbacks(exp.results_dir / "logs" / name),
+                      desc=f"{name}: fine-tuning")
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   force=True, before=before)
+                   force=True, before=before, fine_tuned=curve.as_record())
 
 
 def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: int, ref: dict, control: dict,
-                             epochs: int = 1, learning_rate: float = 1e-4, force: bool = False) -> dict[str, Any]:
-    """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning `epochs` after each step.
+                             tuning: FineTuning, force: bool = False) -> dict[str, Any]:
+    """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning to recovery after each step.
 
-    Its control is fine-tuned twice as long: the two steps together train 2 × `epochs`. The accuracy before
+    It is compared with the control after the steps of both fine-tunings together. The accuracy before
     fine-tuning is the one right after clustering, before the second fine-tuning.
     """
     name = f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
-    params = {"sparsity": sparsity, "clusters": clusters, **budget(exp, epochs, learning_rate)}
+    params = {"sparsity": sparsity, "clusters": clusters, **tuning.params()}
     if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
-    check_budget(control, budget(exp, 2 * epochs, learning_rate))
+    check_budget(control, tuning)
     pruned = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
-    fine_tune(pruned, exp, epochs, learning_rate, compress.pruning_callbacks())
+    pruning = fine_tune(pruned, exp, tuning, compress.pruning_callbacks(), desc=f"{name}: pruning").as_record()
     model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
     before = accuracy_now(exp, model)
-    fine_tune(model, exp, epochs, learning_rate)
+    clustering = fine_tune(model, exp, tuning, desc=f"{name}: clustering").as_record()
+    fine_tuned = {"steps": pruning["steps"] + clustering["steps"],
+                  "still_recovering": pruning["still_recovering"] or clustering["still_recovering"],
+                  "pruning": pruning, "clustering": clustering}
     return measure(exp, name, compress.strip(model), ref, params, compress.wrapped_names(model), control,
-                   force=True, before=before)
+                   force=True, before=before, fine_tuned=fine_tuned)
 
 
 def pick_demo(exp: Experiment, values: list, name_of, force: bool = False):

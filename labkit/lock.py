@@ -80,3 +80,16 @@ def _lock_exclusive(fd: int, wait_s: float) -> bool:
 def _holder(fd: int) -> str:
     text = os.pread(fd, 64, 0).decode(errors="replace").strip()
     return text or "a notebook kernel"
+
+
+@contextmanager
+def one_maker(lock_file: Path) -> Iterator[None]:
+    """Inside the block, this process alone holds `lock_file`: units side by side on Ray that need the same record
+    (a control after as many steps as two variants took) make it once, and the second one reads it."""
+    Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

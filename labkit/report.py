@@ -51,7 +51,7 @@ def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
         rows.append({
             "variant": r["name"], "method": r["method"],
             "accuracy": r["metrics"]["accuracy"], "accuracy 95 % CI": f"{low:.4f} – {high:.4f}",
-            "before fine-tuning": r.get("accuracy_before_fine_tuning"),
+            "before fine-tuning": r.get("accuracy_before_fine_tuning"), "fine-tuning steps": fine_tuning_said(r),
             "control": test["control"] if test else "",
             "Δ vs control (pp)": test["delta_pp"] if test else None,
             "Δ 95 % CI (pp)": f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}" if test else "",
@@ -64,6 +64,47 @@ def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
             **({"latency, built-in kernels (ms)": r["latency_builtin"]["median_ms"]} if "latency_builtin" in r
                else {})})
     return pd.DataFrame(rows).set_index("variant")
+
+
+def fine_tuning_said(record: Record) -> str:
+    """How long a variant was fine-tuned: the steps of its kept weights, and a flag when it stopped at the maximum
+    while still gaining (more fine-tuning might change its verdict)."""
+    tuned = record.get("fine_tuning")
+    if not tuned:
+        return ""
+    steps = " / ".join(map(str, tuned.get("steps_by_seed") or [tuned["steps"]]))  # one per seed when combined
+    return steps + (", still recovering" if tuned["still_recovering"] else "")
+
+
+def _phases(tuned: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The recovery curves of one fine-tuning, each with the step it started at (prune-then-cluster has two)."""
+    if "curve" in tuned:
+        return [(0, tuned)]
+    return [(0, tuned["pruning"]), (tuned["pruning"]["steps"], tuned["clustering"])]
+
+
+def plot_recovery(records: list[Record], title: str = "Recovery during fine-tuning"):
+    """Validation accuracy against fine-tuning steps, from right after compression (step 0) to where each
+    fine-tuning stopped, with the control's trajectory: whether more fine-tuning could change a verdict. A dot
+    marks the weights each variant kept; the checks after it, which the rule waited through, are faint.
+    Prune-then-cluster's clustering starts from the pruning's kept weights."""
+    tuned = [r for r in records if r.get("fine_tuning") and "steps" not in r["params"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for r in tuned:
+        control, color = r["name"].startswith("control"), None
+        for i, (start, phase) in enumerate(_phases(r["fine_tuning"])):
+            steps = [start + step for step in phase["curve"]["steps"]]
+            accuracy, kept = phase["curve"]["val_accuracy"], phase["curve"]["steps"].index(phase["steps"])
+            style = {"ls": "--" if control else "-", "color": "black" if control else color}
+            color = ax.plot(steps[:kept + 1], accuracy[:kept + 1], label=r["name"] if i == 0 else None,
+                            **style)[0].get_color()
+            ax.plot(steps[kept:], accuracy[kept:], ls=style["ls"], color=color, alpha=0.3)
+            ax.plot(steps[kept], accuracy[kept], "o", color=color)
+    ax.set(xlabel="fine-tuning steps", ylabel="validation accuracy", title=title)
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def deflation_table(records: list[Record]) -> pd.DataFrame:
@@ -96,9 +137,11 @@ def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
              [max(0.0, accuracy_interval(r)[1] - a) for a, r in zip(accuracy, rows, strict=True)]]
     left.errorbar(xs, accuracy, yerr=spans, fmt="o-", capsize=3, label="compressed (95 % CI)")
     left.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="FP32 base")
-    for control in {t["control"] for r in rows if (t := r.get("vs_control"))} - {base["name"]}:
-        if found := [r for r in records if r["name"] == control]:
-            left.axhline(found[0]["metrics"]["accuracy"], color="tab:orange", ls=":", label=control)
+    named = {r["name"]: r for r in records}
+    paired = [(x, named[t["control"]]["metrics"]["accuracy"]) for x, r in zip(xs, rows, strict=True)
+              if (t := r.get("vs_control")) and t["control"] in named and t["control"] != base["name"]]
+    if paired:  # each variant's own control: the base fine-tuned as many steps as that variant
+        left.plot(*zip(*paired, strict=True), "x", color="tab:orange", ms=8, label="its control")
     left.set(xlabel=xlabel, ylabel="test accuracy", title="Quality")
     left.legend()
     right.plot(xs, [r["size"]["times_smaller"] for r in rows], "o-", color="tab:green")

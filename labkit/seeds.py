@@ -84,11 +84,17 @@ def combine(runs: dict[int, list[Record]]) -> list[Record]:
                   "accuracy_interval": (min(i[0] for i in intervals), max(i[1] for i in intervals)),
                   "accuracy_change_pp": _mean([r["accuracy_change_pp"] for r in group]),
                   "by_seed": {"seeds": seeds, "accuracy": accuracy, "accuracy_std": stats.mean_std(accuracy)[1]}}
+        if all(r.get("fine_tuning") for r in group):  # each seed stopped its fine-tuning where it recovered
+            tuned = [r["fine_tuning"] for r in group]
+            record["fine_tuning"] = {**tuned[0], "steps_by_seed": [t["steps"] for t in tuned],
+                                     "still_recovering": any(t["still_recovering"] for t in tuned)}
         if before := [r["accuracy_before_fine_tuning"] for r in group if r.get("accuracy_before_fine_tuning")]:
             record["accuracy_before_fine_tuning"] = _mean(before)
         if all(name in tests[seed] for seed in seeds):
             per_seed = [tests[seed][name] for seed in seeds]
-            record["vs_control"] = {"control": per_seed[0]["control"], "test": "t-test over seeds",
+            controls = {t["control"] for t in per_seed}  # a control after as many steps as each seed's variant
+            record["vs_control"] = {"control": controls.pop() if len(controls) == 1 else "control (per seed)",
+                                    "test": "t-test over seeds",
                                     "delta_std_pp": stats.mean_std([t["delta_pp"] for t in per_seed])[1],
                                     "per_seed": per_seed}
             per_seed = record["vs_control"]["per_seed"]

@@ -31,6 +31,22 @@ def file_inventory(folders: list[Path], patterns: tuple[str, ...] = ("*.keras", 
     return pd.DataFrame(rows)
 
 
+def control_words(control: dict | None) -> str:
+    """How the Keras variants were fine-tuned and what they are compared with, from the control's record."""
+    if not control or "check_every_steps" not in control["params"]:
+        return "Every compressed variant is compared with a control: the base fine-tuned exactly as long, without " \
+               "compression."
+    rule, tuned = control["params"], control["fine_tuning"]
+    converged = (f"The control gained {control['accuracy_change_pp']:+.2f} pp on the base at its best check (step "
+                 f"{tuned['steps']})" + ("; it was still gaining at the end: the base had not finished learning."
+                                         if tuned["still_recovering"] else "."))
+    return (f"Every compressed variant is fine-tuned until it has recovered: validation accuracy checked every "
+            f"{rule['check_every_steps']} steps, stopping after {rule['patience_checks']} checks without a gain or "
+            f"at {rule['max_steps']} steps, at a learning rate of {rule['learning_rate']:g}; it keeps its best "
+            "check's weights and is compared with the control, the base fine-tuned the same way on the same "
+            f"batches without compression, after as many steps. {converged}")
+
+
 def training_words(info: dict[str, Any]) -> str:
     """How a base was trained, in words: its learning-rate schedule (every epoch run) or early stopping, and the
     epoch kept."""
@@ -117,13 +133,11 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
         parts += ["## What made these numbers", "", made.to_markdown(), ""]
     if (base := named.get("base-fp32")) and base["params"].get("model_path"):
         parts += [f"Keras base: the user's model `{base['params']['model_path']}`, used as it is (not trained here); "
-                  f"test set of {base['test_samples']} images. Every compressed variant is compared with a control: "
-                  "the base fine-tuned exactly as long, without compression.", ""]
+                  f"test set of {base['test_samples']} images. {control_words(named.get('control-fp32'))}", ""]
     elif base:
         info = base["params"]
         parts += [f"Scale: Keras base trained on {info.get('train_samples')} images; {training_words(info)}; "
-                  f"test set of {base['test_samples']} images. Every compressed variant is compared with a control: "
-                  "the base fine-tuned exactly as long, without compression.", ""]
+                  f"test set of {base['test_samples']} images. {control_words(named.get('control-fp32'))}", ""]
         if (n := seeds.count(base)) > 1:
             parts += [f"Seeds: {n} ({', '.join(map(str, base['by_seed']['seeds']))}); each seed trained its own "
                       "base, control and variants. Numbers are means over the seeds; a difference from the control "
@@ -150,6 +164,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     parts += ["## Methods at a glance", "", answers.method_table(records, margin_pp).to_markdown(), "",
               "## Metrics of every variant", "", report.markdown(report.variants_table(records, margin_pp)), "",
               "## ZIP deflation", "", report.markdown(report.deflation_table(records), ".2f"), ""]
+    parts += _recovery_section(records, images)
     parts += ["## Per experiment", ""]
     for r in records:
         md = results_dir / f"{r['name']}-metrics.md"
@@ -173,6 +188,27 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     readme = atomic_write_text(summary_dir / "README.md", text)
     claim(summary_dir, [readme, *(summary_dir / name for name in re.findall(r"\]\((images/[^)]+)\)", text))])
     return readme
+
+
+def _recovery_section(records: list[Record], images: Path) -> list[str]:
+    """One recovery picture per method family (report.plot_recovery), each beside the control: whether more
+    fine-tuning could change a verdict."""
+    control = [r for r in records if r["name"] == "control-fp32" and r.get("fine_tuning")]
+    families = dict.fromkeys(r["method"] for r in records if r.get("fine_tuning") and r["method"] != "none")
+    if not control or not families:
+        return []
+    images.mkdir(parents=True, exist_ok=True)
+    parts = ["## Recovery during fine-tuning", "",
+             "Validation accuracy against fine-tuning steps, from right after compression (step 0) to where each "
+             "variant stopped (the dot: the weights it kept), beside the control (dashed). A curve still rising at "
+             "its end was stopped by the maximum: its verdict might change with more fine-tuning." +
+             (" Pictures: the first seed." if any("by_seed" in r for r in records) else ""), ""]
+    for method in families:
+        figure = images / f"recovery-{method.replace('+', '-')}.png"
+        report.plot_recovery([r for r in records if r["method"] == method] + control,
+                             f"Recovery of {method} during fine-tuning").savefig(figure, dpi=110)
+        parts += [f"![recovery of {method} during fine-tuning]({figure.relative_to(images.parent)})", ""]
+    return parts
 
 
 def _pruners_section(records: list[Record], images: Path) -> list[str]:

@@ -217,14 +217,16 @@ def log_summary(tracker: Tracker | None, results_dir: Path, seeds: list[int], su
 
 
 def job_records(folder: Path, variants: list[str]) -> list[Record]:
-    """The records a notebook execution stands for: its variants, each after the base and control it was measured
-    against. Records without a key (an older labkit's) are left out: a run makes them again."""
+    """The records a notebook execution stands for: its variants, each after the base and the controls it was
+    measured against (the control its key names and, for a variant fine-tuned to recovery, the control after as
+    many steps). Records without a key (an older labkit's) are left out: a run makes them again."""
     names: list[str] = []
     for name in variants:
         record = read_record(folder, name) or {}
-        control = ((record.get("key") or {}).get("control") or {}).get("name")
+        controls = [((record.get("key") or {}).get("control") or {}).get("name"),
+                    (record.get("vs_control") or {}).get("control")]
         base = "torch-base-fp32" if record and family(record) == "torch" else "base-fp32"
-        names += [base, *([control] if control else []), name]
+        names += [base, *filter(None, controls), name]
     found = [read_record(folder, name) for name in dict.fromkeys(names)]
     return [r for r in found if r and r.get("key")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -209,6 +210,12 @@ def answered(notebook: dict, answers: dict[str, str | None]) -> dict:
 
 TINY_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,
             "netron_live": False}
+
+
+def steady(names) -> set[str]:
+    """Record names without the controls after some steps (`control-<n>-steps-fp32`): which of those exist depends
+    on where each variant's fine-tuning stopped."""
+    return {name for name in names if not re.fullmatch(r"control-\d+-steps-fp32", name)}
 
 
 def notebook_tasks() -> list[str]:
