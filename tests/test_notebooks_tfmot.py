@@ -112,7 +112,7 @@ def test_rerun_skips_finished_notebooks(tiny_lab):
 def test_pets_clustering_at_tiny_scale(tmp_path):
     runner.run(["clustered-4-fp32"], dataset="oxford-pets", dataset_root=str(SHARED_PETS),
                results_path=str(tmp_path / "results"), test_dataset_fraction=0.2,
-               params={"train_samples": 60, "base_epochs": 1, "image_size": 32, "batch_size": 16,
+               params={"train_samples": 60, "base_epochs": 1, "fine_tune_epochs": 1, "image_size": 32, "batch_size": 16,
                        "models_dir": str(tmp_path / "models")}, log=lambda _: None)
     records = {r["name"]: r for r in load_records(tmp_path / "results" / "seed-42")}
     assert steady(records) == {"base-fp32", "control-fp32", "clustered-4-fp32"}
@@ -141,7 +141,8 @@ def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(t
     log: list[str] = []
     runner.run(["clustered-2-fp32", "summary"], results_path=str(tmp_path / "results"),
                summary_path=str(tmp_path / "summary"), test_dataset_fraction=0.05, seeds=[1, 2],
-               params={"train_samples": 300, "base_epochs": 1, "models_dir": str(tmp_path / "models")},
+               params={"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1,
+                       "models_dir": str(tmp_path / "models")},
                log=log.append)
     for seed in (1, 2):
         records = {r["name"] for r in load_records(tmp_path / "results" / f"seed-{seed}")}

@@ -16,7 +16,7 @@ from test_user_files import tiny_keras
 
 from labkit import cli, records, runner
 
-TINY = {"base_epochs": 1}
+TINY = {"base_epochs": 1, "fine_tune_epochs": 1}
 
 
 def keys(folder: Path) -> dict[str, dict]:

@@ -19,7 +19,7 @@ from labkit.data import describe, load_dataset, recognise
 from labkit.errors import LabkitError
 from labkit.records import load_records
 
-TINY = {"train_samples": 120, "base_epochs": 1, "batch_size": 32}
+TINY = {"train_samples": 120, "base_epochs": 1, "fine_tune_epochs": 1, "batch_size": 32}
 
 
 def tiny_keras(path: Path, classes: int = 3, shape: tuple[int, int, int] = (32, 32, 3), seed: int = 0) -> Path:
