@@ -49,12 +49,12 @@ def test_every_layer_keeps_nnis_width(sparsity):
 @pytest.mark.parametrize("criterion", list(tp_pruning.CRITERIA))
 def test_each_criterion_prunes_and_speeds_up(criterion):
     """The course's classifier at 0.5: half of every layer's channels go (fc1 loses half its inputs and half its
-    outputs), a checkpoint rebuilds it at its widths, and batch-1 inference gets faster. (Export and parity of each
-    criterion: the tiny lab run, tests/test_notebook_structured.py.)"""
+    outputs), its FLOPs fall with its parameters, and a checkpoint rebuilds it at its widths. No clock: a "twice as
+    fast" assertion failed on a loaded 2-core machine; the speed-up is measured by the lab and the benchmarks.
+    (Export and parity of each criterion: the tiny lab run, tests/test_notebook_structured.py.)"""
     torch.manual_seed(0)
     model = torch_models.FashionClassifier()
     before = structured.flops_and_params(model, SAMPLE)
-    base_latency = torch_models.latency(model, SAMPLE)["median_ms"]
     pruner = tp_pruning.make_pruner(model, criterion, 0.5, SAMPLE)
     if criterion == "taylor":
         tp_pruning.loss_gradients(model, loader(), 64)
@@ -63,7 +63,6 @@ def test_each_criterion_prunes_and_speeds_up(criterion):
     assert widths(model) == [4, 8, 16, 512, 10] and torch_models.shapes(model)["fc1"] == [512, 7744]
     flops, params = structured.flops_and_params(model, SAMPLE)
     assert params < before[1] / 3.9 and flops < before[0] / 3.9
-    assert torch_models.latency(model, SAMPLE)["median_ms"] < base_latency / 2
     rebuilt = torch_models.FashionClassifier.from_state(model.state_dict()).eval()
     assert torch.equal(rebuilt(torch.ones(1, 1, 28, 28)), model.eval()(torch.ones(1, 1, 28, 28)))
 
