@@ -71,9 +71,11 @@ def prune(model, sparsity: float, only: LayerFilter | None = None):
 
 def mask_now(model) -> None:
     """Apply the pruning masks at once, as TFMOT does at the first training step, so that a pruned model can be
-    measured right after compression, before fine-tuning."""
+    measured right after compression, before fine-tuning. A model without pruning wrappers is left as it is."""
     import tensorflow_model_optimization as tfmot
 
+    if not any(hasattr(layer, "pruning_obj") for layer in model.layers):
+        return  # UpdatePruningStep refuses a model with nothing to prune
     step = tfmot.sparsity.keras.UpdatePruningStep()
     step.set_model(model)
     step.on_train_begin()  # the schedule starts at step 0

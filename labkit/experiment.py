@@ -217,11 +217,7 @@ def fine_tuning(exp: Experiment, max_epochs: float = 3, learning_rate: float = 1
 def watch(exp: Experiment, tuning: FineTuning, keep=None, desc: str = "fine-tuning"):
     """The Keras callback that checks validation accuracy by `tuning`'s rule, stops fit and keeps the best check's
     weights (recovery.keras_watch); a pruned model gets its masks before the first check."""
-    def masks(model) -> None:
-        if any(hasattr(layer, "pruning_obj") for layer in model.layers):
-            compress.mask_now(model)
-
-    return recovery.keras_watch(tuning.rule, exp.x_val, exp.y_val, keep, masks, desc)
+    return recovery.keras_watch(tuning.rule, exp.x_val, exp.y_val, keep, compress.mask_now, desc)
 
 
 def fine_tune(model, exp: Experiment, tuning: FineTuning, callbacks: list | None = None, keep=None,
@@ -252,8 +248,7 @@ def accuracy_at_start(exp: Experiment):
         accuracy: float | None = None
 
         def on_train_begin(self, logs: dict | None = None) -> None:
-            if any(hasattr(layer, "pruning_obj") for layer in self.model.layers):
-                compress.mask_now(self.model)
+            compress.mask_now(self.model)
             self.accuracy = accuracy_now(exp, self.model)
 
     return AccuracyAtStart()
@@ -328,15 +323,16 @@ def control_variant(exp: Experiment, base, ref: dict, tuning: FineTuning, force:
     that training bought. Against the control after as many steps (control_at), the difference is the
     compression's alone.
     """
-    name, params = "control-fp32", {**tuning.params(), "trajectory_steps": 2 * tuning.rule.max_steps}
+    longer = tuning.longer(2)  # prune-then-cluster fine-tunes twice
+    name, params = "control-fp32", {**tuning.params(), "trajectory_steps": longer.rule.max_steps}
     if record := load_record(exp.results_dir, name, exp.context.key(params), force):
         return record
     kept = snapshots(exp)
     kept.clear()  # another control's weights: they must not pair with this one's variants
     model = compress.copy_model(base)
-    trajectory = replace(tuning, rule=tuning.longer(2).rule.to_the_maximum())
-    curve = fine_tune(model, exp, trajectory, keep=kept.keep, desc="control: fine-tuning")
-    judged = recovery.Curve(replace(trajectory.rule, patience=tuning.rule.patience), curve.steps, curve.accuracy)
+    curve = fine_tune(model, exp, replace(longer, rule=longer.rule.to_the_maximum()), keep=kept.keep,
+                      desc="control: fine-tuning")
+    judged = recovery.Curve(longer.rule, curve.steps, curve.accuracy)
     return measure(exp, name, model, ref, params, force=True, key=exp.context.key(params),
                    fine_tuned=judged.as_record())  # still recovering, by the variants' patience: base unconverged
 

@@ -151,7 +151,7 @@ def keras_watch(rule: Rule, x_val: np.ndarray, y_val: np.ndarray, keep: Callable
 
 class Snapshots:
     """The control's Keras weights at every check of its fine-tuning, in a folder of their own: a variant that
-    stopped after n steps is compared with the control after n steps. `done` marks a finished trajectory."""
+    stopped after n steps is compared with the control after n steps."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -161,12 +161,14 @@ class Snapshots:
 
     def keep(self, step: int, model: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        part = self.folder / f"part-{self.path(step).name}"  # the same suffix: Keras picks the format by it
+        # `.part.` for the cleanup of interrupted writes (execution.remove_partial_files); Keras picks the format by
+        # the suffix, which stays `.weights.h5`
+        part = self.path(step).with_name(self.path(step).name.replace(".weights.h5", ".part.weights.h5"))
         model.save_weights(part)
         part.replace(self.path(step))
 
     def steps(self) -> list[int]:
-        return sorted(int(p.name[5:12]) for p in self.folder.glob("step-*.weights.h5"))
+        return sorted(int(p.name[5:12]) for p in self.folder.glob(f"step-{'[0-9]' * 7}.weights.h5"))  # no part
 
     def clear(self) -> None:
         """Forget every kept step (another control's)."""
