@@ -184,24 +184,27 @@ def save_state(model: nn.Module, path: Path) -> Path:
 
 def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int | None,
                     context: Context, num_classes: int = 10, data_key: str = "fashion-mnist",
-                    input_model: str | None = None) -> tuple[nn.Module, dict]:
+                    input_model: str | None = None, hidden: int = 1024) -> tuple[nn.Module, dict]:
     """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is;
     else loaded from models/, or trained by `fit` (one learning-rate cycle; with `patience`, the course's constant
     rate and early stopping; the best validation epoch kept) and cached there with its history. The cached file's
-    name holds the data's checksum (`data_key`) and every setting that makes the model (samples, batch, epochs,
-    schedule or patience, learning rate, seed). The base's identity (its file and checksum) goes into `context`."""
+    name holds the data's checksum (`data_key`) and every setting that makes the model (width of fc1 `hidden`,
+    samples, batch, epochs, schedule or patience, learning rate, seed). The base's identity (its file and
+    checksum) goes into `context`. `hidden` is the course's 1024 by default; a narrower fc1 (a few MB instead of
+    63) makes every export and conversion quick, for the tests' tiny runs; --input-model brings the course's."""
     from labkit.files import read_json, write_json
 
     torch.manual_seed(context.seed)
-    model = FashionClassifier(num_classes)
     if input_model:
+        model = FashionClassifier(num_classes)
         load_state(model, Path(input_model), "--input-model takes the state dict of the course's classifier")
         context.base = file_identity(input_model, "--input-model")
         return model, {"input_model": Path(input_model).name, "sha256": context.base["sha256"],
                        "train_samples": len(loader.dataset), "trained_now": False, "history": {}}
+    model = FashionClassifier(num_classes, hidden=hidden)
     samples, batch = len(loader.dataset), loader.batch_size
     schedule = f"p{patience}" if patience else "onecycle"
-    tag = f"n{samples}-b{batch}-e{epochs}-{schedule}-lr{learning_rate:g}-s{context.seed}"
+    tag = f"h{hidden}-n{samples}-b{batch}-e{epochs}-{schedule}-lr{learning_rate:g}-s{context.seed}"
     path = Path(models_dir) / f"{data_key}-classifier-{tag}.pt"
     history_path = path.with_suffix(".history.json")
     trained_now = not path.is_file()
@@ -213,7 +216,8 @@ def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, 
     context.base = file_identity(path, "trained here")
     history = read_json(history_path) if history_path.is_file() else {}
     best = int(np.argmax(history["val_accuracy"])) + 1 if history.get("val_accuracy") else None
-    return model, {"path": context.base["file"], "sha256": context.base["sha256"], "train_samples": samples,
+    return model, {"path": context.base["file"], "sha256": context.base["sha256"], "hidden": hidden,
+                   "train_samples": samples,
                    "batch_size": batch, "epochs": best, "max_epochs": epochs, "patience": patience,
                    "schedule": "constant" if patience else "one cycle", "learning_rate": learning_rate,
                    "trained_now": trained_now, "history": history}

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")]
 NOTEBOOKS = ["01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]
 TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,
-        "test_dataset_fraction": 0.05}
+        "test_dataset_fraction": 0.05, "hidden_units": 64}
 HOST, TOKEN, BASE = "labhost", "labkit-browser-test", "/labkit/"
 GRAPH = "body.default #canvas .graph-node"  # Netron has laid out the graph
 SETTINGS = {"notebook-extension/tracker": {"windowingMode": "none"}}  # every cell in the DOM, to read them all

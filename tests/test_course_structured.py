@@ -46,7 +46,8 @@ def test_the_courses_structured_command_writes_every_named_file_in_a_used_folder
     """After the lab's own structured pruning in the same results folder (its own trained base), the course's command
     still prunes the state dict it is given and writes its four files."""
     idx_folder(tmp_path / "fashion-dataset")
-    assert cli.main(["run", "--tasks", "structured-0.5", *tiny(tmp_path), "-p", "base_epochs=1"]) == 0
+    assert cli.main(["run", "--tasks", "structured-0.5", *tiny(tmp_path), "-p", "base_epochs=1",
+                     "-p", "hidden_units=64"]) == 0
     lab_base = torch.load(next((tmp_path / "models").glob("*-classifier-*.pt")), weights_only=True)
     out = tmp_path / "out"
     out.mkdir()

@@ -20,9 +20,9 @@ def structured_run(tiny_lab):
 def test_channels_shrink_as_configured(structured_run):
     record = {r["name"]: r for r in load_records(structured_run)}["structured-0.5"]
     before, after = record["stages"]["base"]["shapes"], record["stages"]["fine-tuned"]["shapes"]
-    assert [before[n][0] for n in ("conv1", "conv2", "conv3", "fc1")] == [8, 16, 32, 1024]
-    assert [after[n][0] for n in ("conv1", "conv2", "conv3", "fc1")] == [4, 8, 16, 512]
-    assert after["fc1"][1] == 7744 and after["fc2"] == [10, 512]
+    assert [before[n][0] for n in ("conv1", "conv2", "conv3", "fc1")] == [8, 16, 32, 64]  # hidden_units=64
+    assert [after[n][0] for n in ("conv1", "conv2", "conv3", "fc1")] == [4, 8, 16, 32]
+    assert after["fc1"][1] == 7744 and after["fc2"] == [10, 32]
     assert record["stages"]["fine-tuned"]["parameters"] < record["stages"]["base"]["parameters"] / 3.5
 
 

@@ -19,7 +19,7 @@ from labkit.keras_models import load_model
 
 TINY = ["--test-dataset-fraction", "0.05", "-p", "train_samples=300"]
 TINY_KERAS = [*TINY, "-p", "base_epochs=1", "-p", "fine_tune_epochs=1"]
-TINY_STRUCTURED = [*TINY, "-p", "training_batches=200", "-p", "netron_live=False"]
+TINY_STRUCTURED = [*TINY, "-p", "training_batches=200", "-p", "netron_live=False", "-p", "hidden_units=64"]
 needs_fashion = pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
 
 
