@@ -140,7 +140,8 @@ def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: 
 
 # Tests that must never share the machine's two cores with a like test at once: they stop runs with signals, wait on
 # servers or drive a browser. Under pytest-xdist (`make test`) each of these groups runs on one worker, one test at a
-# time; the tests that read the shared tiny lab run on one worker too, so it is built once.
+# time; the tests that read the shared tiny lab run on one worker too, so it is built once (the Ray runs compared
+# with its records among them: they too run one at a time).
 ONE_WORKER = ("browser", "server", "ray", "kill")
 
 
@@ -208,9 +209,17 @@ def answered(notebook: dict, answers: dict[str, str | None]) -> dict:
     return {**notebook, "cells": cells}
 
 
+TINY_KERAS_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1}  # what 01 and 02 take
 # 03's base with a 64-unit fc1 (4 MB instead of the course's 63 MB): every export, conversion and zip is quick.
-TINY_LAB = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1, "training_batches": 200,
-            "netron_live": False, "hidden_units": 64}
+TINY_LAB = {**TINY_KERAS_LAB, "training_batches": 200, "netron_live": False, "hidden_units": 64}
+TINY_FRACTION = 0.05  # of the test set
+
+
+def tiny_lab_options(params: dict = TINY_LAB) -> list[str]:
+    """The tiny lab's scale as options of `labkit run` (`params`: those of the notebooks the run executes): a run
+    given them makes the tiny lab's records."""
+    params = (option for name, value in params.items() for option in ("-p", f"{name}={value}"))
+    return ["--test-dataset-fraction", str(TINY_FRACTION), *params]
 
 
 def steady(names) -> set[str]:
@@ -236,7 +245,7 @@ def tiny_lab(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("lab")
     log: list[str] = []
     outputs = runner.run(["all"], results_path=str(tmp / "results"), summary_path=str(tmp / "summary"),
-                         test_dataset_fraction=0.05, params={**TINY_LAB, "models_dir": str(tmp / "models")},
+                         test_dataset_fraction=TINY_FRACTION, params={**TINY_LAB, "models_dir": str(tmp / "models")},
                          log=log.append)
     return {"root": tmp / "results", "results": tmp / "results" / "seed-42", "summary": tmp / "summary",
             "outputs": outputs, "log": log, "tmp": tmp}
