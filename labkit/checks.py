@@ -173,10 +173,15 @@ def pruning_log(text: str) -> dict[str, tuple[int, int]]:
             for name, remain, total in re.findall(r"simulated prune (\S+) remain/total: (\d+)/(\d+)", text)}
 
 
+BUSY_MS = 250.0  # what a busy machine may add to a batch-1 time measured on the default threads (describes)
+
+
 def describes(summary: Any, measured: dict[str, Any], test_images: int) -> None:
     """A stage's summary (`shapes`, `accuracy`, `latency (ms)`) agrees with what the lab measured of that stage: the
-    same layer shapes, the accuracy to within one test image, the batch-1 time within a factor of 100 (timings
-    move with the machine's load, several times on a busy one, but a time in seconds is a thousand times off)."""
+    same layer shapes, the accuracy to within one test image, the batch-1 time neither a hundred times shorter (a
+    time in seconds is a thousand times off) nor more than a hundred times longer plus BUSY_MS (a time in
+    microseconds is a thousand times off; a loaded machine adds tens of ms to every run of a small model on the
+    default threads, whatever its size: 46 ms for a 0.12 ms model on a 2-core machine running other tests)."""
     if not isinstance(summary, dict) or not {"shapes", "accuracy", "latency (ms)"} <= set(summary):
         raise WrongAnswer("a stage's summary is a dict with the keys shapes, accuracy and latency (ms)")
     shapes = {layer: list(shape) for layer, shape in dict(summary["shapes"]).items()}
@@ -187,7 +192,7 @@ def describes(summary: Any, measured: dict[str, Any], test_images: int) -> None:
         raise WrongAnswer(f"accuracy {accuracy:g} is not the model's {measured['accuracy']:.4f} on the test images "
                           "(a share, not a percentage)")
     ms, lab = float(summary["latency (ms)"]), measured["latency"]["median_ms"]
-    if not lab / 100 <= ms <= lab * 100:
+    if not lab / 100 <= ms <= lab * 100 + BUSY_MS:
         raise WrongAnswer(f"a batch-1 inference takes {ms:.3g} ms by your count, {lab:.3g} ms by the lab's: give the "
                           "median time of one-image runs, in milliseconds")
 

@@ -174,3 +174,14 @@ def test_the_grade_table_has_a_column_per_task_with_its_points(graded):
     assert sorted(graded["rows"]) == ["clustering-only", "instructor", "untouched"]
     assert graded["rows"]["instructor"]["question-1 (1 pt)"] == ""  # still to grade by hand
     assert any(line.startswith("clustering-only: 4 of 31 autograded points") for line in graded["log"])
+
+
+def test_a_stage_summary_time_is_checked_for_its_unit_not_for_the_machines_load():
+    measured = {"shapes": {"fc": [10, 4]}, "accuracy": 0.5, "latency": {"median_ms": 0.117}}
+    summary = {"shapes": {"fc": (10, 4)}, "accuracy": 0.5}
+    checks.describes({**summary, "latency (ms)": 46.0}, measured, 100)  # a busy machine's default threads
+    with pytest.raises(WrongAnswer, match="by your count, 0.117 ms by the lab's: give the median time"):
+        checks.describes({**summary, "latency (ms)": 0.000117}, measured, 100)  # seconds
+    course = {**measured, "latency": {"median_ms": 1.5}}
+    with pytest.raises(WrongAnswer, match="a batch-1 inference takes 1.5e\\+03 ms by your count"):
+        checks.describes({**summary, "latency (ms)": 1500.0}, course, 100)  # microseconds
