@@ -337,16 +337,10 @@ def control_variant(exp: Experiment, base, ref: dict, tuning: FineTuning, force:
                    fine_tuned=judged.as_record())  # still recovering, by the variants' patience: base unconverged
 
 
-def paired_name(control: dict, steps: int) -> str:
-    """The name of the control after `steps` steps: the control's own at its best check, else
-    `control-<steps>-steps-fp32`."""
-    return control["name"] if steps == control["fine_tuning"]["steps"] else f"control-{steps}-steps-fp32"
-
-
 def control_at(exp: Experiment, ref: dict | None, control: dict, steps: int, force: bool = False) -> dict[str, Any]:
     """The control after `steps` steps of its fine-tuning: what a variant that kept the weights of that step is
     compared with. The control's own record when that is its best check."""
-    name, params = paired_name(control, steps), {"steps": steps}
+    name, params = recovery.paired_name(control, steps), {"steps": steps}
     if name == control["name"]:
         return control
     key = exp.context.key(params, control)

@@ -150,29 +150,32 @@ def keras_watch(rule: Rule, x_val: np.ndarray, y_val: np.ndarray, keep: Callable
 
 
 class Snapshots:
-    """The control's Keras weights at every check of its fine-tuning, in a folder of their own: a variant that
-    stopped after n steps is compared with the control after n steps."""
+    """The control's weights at every check of its fine-tuning, in a folder of their own: a variant that stopped
+    after n steps is compared with the control after n steps. Keras weights here; torch_models.Snapshots keeps
+    state dicts."""
+
+    suffix = ".weights.h5"
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
     def path(self, step: int) -> Path:
-        return self.folder / f"step-{step:07d}.weights.h5"
+        return self.folder / f"step-{step:07d}{self.suffix}"
 
     def keep(self, step: int, model: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        # `.part.` for the cleanup of interrupted writes (execution.remove_partial_files); Keras picks the format by
-        # the suffix, which stays `.weights.h5`
-        part = self.path(step).with_name(self.path(step).name.replace(".weights.h5", ".part.weights.h5"))
-        model.save_weights(part)
+        # `.part.` for the cleanup of interrupted writes (execution.remove_partial_files); the suffix stays last,
+        # Keras picks the format by it
+        part = self.path(step).with_name(f"step-{step:07d}.part{self.suffix}")
+        self._write(model, part)
         part.replace(self.path(step))
 
     def steps(self) -> list[int]:
-        return sorted(int(p.name[5:12]) for p in self.folder.glob(f"step-{'[0-9]' * 7}.weights.h5"))  # no part
+        return sorted(int(p.name[5:12]) for p in self.folder.glob(f"step-{'[0-9]' * 7}{self.suffix}"))  # no part
 
     def clear(self) -> None:
         """Forget every kept step (another control's)."""
-        for path in self.folder.glob("step-*.h5"):
+        for path in self.folder.glob(f"step-*{self.suffix}"):
             path.unlink()
 
     def load_into(self, model: Any, step: int) -> Any:
@@ -180,5 +183,20 @@ class Snapshots:
         if not self.path(step).is_file():
             raise LabkitError(f"the control has no weights after {step} steps in {self.folder}: its fine-tuning "
                               "stopped earlier or used another rule; run the control again (force=True)")
-        model.load_weights(self.path(step))
+        self._read(model, self.path(step))
         return model
+
+    def _write(self, model: Any, path: Path) -> None:
+        model.save_weights(path)
+
+    def _read(self, model: Any, path: Path) -> None:
+        model.load_weights(path)
+
+
+def paired_name(control: dict[str, Any], steps: int) -> str:
+    """The name of the control after `steps` steps: the control's own at its best check, else the same name with
+    `-<steps>-steps` before its format (`control-fp32` → `control-120-steps-fp32`)."""
+    if steps == control["fine_tuning"]["steps"]:
+        return control["name"]
+    stem, _, form = control["name"].rpartition("-")
+    return f"{stem}-{steps}-steps-{form}"

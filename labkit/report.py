@@ -91,7 +91,7 @@ def plot_recovery(records: list[Record], title: str = "Recovery during fine-tuni
     tuned = [r for r in records if r.get("fine_tuning") and "steps" not in r["params"]]
     fig, ax = plt.subplots(figsize=(8, 4))
     for r in tuned:
-        control, color = r["name"].startswith("control"), None
+        control, color = "control" in r["name"], None
         for i, (start, phase) in enumerate(_phases(r["fine_tuning"])):
             steps = [start + step for step in phase["curve"]["steps"]]
             accuracy, kept = phase["curve"]["val_accuracy"], phase["curve"]["steps"].index(phase["steps"])

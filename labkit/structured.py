@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import onnxrt, torch_models
+from labkit import onnxrt, recovery, torch_models
+from labkit.evaluate import evaluate_variant
+from labkit.export import torch_to_tflite
 from labkit.files import atomic_copy, read_json, write_json
-from labkit.records import STALE, differences
+from labkit.records import STALE, Context, Record, differences, load_record
 from labkit.size import deflation
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
@@ -85,6 +87,24 @@ def tflite_stage(record: dict[str, Any]) -> dict[str, Any]:
     """The TFLite stage of a structured-pruning run, taken from the variant record of its .tflite file."""
     return {"runtime": "TFLite", "accuracy": record["metrics"]["accuracy"], "latency": record["latency"],
             "raw_bytes": record["size"]["raw_bytes"], "zipped_bytes": record["size"]["zipped_bytes"]}
+
+
+def control_at(control: Record, steps: int, kept: torch_models.Snapshots, base_weights: dict[str, torch.Tensor],
+               dummy_input: torch.Tensor, context: Context, test: tuple[np.ndarray, np.ndarray, list[str]],
+               reference: Record, force: bool = False) -> Record:
+    """The control after `steps` steps of its fine-tuning (its weights kept there), exported to FP32 TFLite and
+    measured on the `test` images (NCHW, labels, class names) like a variant: what a pruned model that kept the
+    weights of that step is compared with. The control's own record when that is its best check."""
+    name, params = recovery.paired_name(control, steps), {"steps": steps}
+    if name == control["name"]:
+        return control
+    key, results_dir = context.key(params, control), kept.folder.parent
+    if record := load_record(results_dir, name, key, force):
+        return record
+    net = kept.load_into(torch_models.FashionClassifier.from_state(base_weights), steps).eval()
+    path = torch_to_tflite(net, dummy_input, results_dir / f"{name}.tflite")
+    x, y, class_names = test
+    return evaluate_variant(name, path, x, y, class_names, results_dir, reference, params, key=key)
 
 
 class Checkpoints:

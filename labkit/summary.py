@@ -191,11 +191,14 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
 
 
 def _recovery_section(records: list[Record], images: Path) -> list[str]:
-    """One recovery picture per method family (report.plot_recovery), each beside the control: whether more
-    fine-tuning could change a verdict."""
-    control = [r for r in records if r["name"] == "control-fp32" and r.get("fine_tuning")]
-    families = dict.fromkeys(r["method"] for r in records if r.get("fine_tuning") and r["method"] != "none")
-    if not control or not families:
+    """One recovery picture per method family (report.plot_recovery), each beside its control (the Keras one, or
+    the PyTorch one for structured pruning): whether more fine-tuning could change a verdict."""
+    controls = {r["name"]: r for r in records if r["name"] in ("control-fp32", "torch-control-fp32")
+                and r.get("fine_tuning")}
+    families = {method: control for r in records if r.get("fine_tuning") and (method := r["method"]) != "none"
+                and (control := controls.get("torch-control-fp32" if method == "structured pruning"
+                                             else "control-fp32"))}
+    if not families:
         return []
     images.mkdir(parents=True, exist_ok=True)
     parts = ["## Recovery during fine-tuning", "",
@@ -203,9 +206,9 @@ def _recovery_section(records: list[Record], images: Path) -> list[str]:
              "variant stopped (the dot: the weights it kept), beside the control (dashed). A curve still rising at "
              "its end was stopped by the maximum: its verdict might change with more fine-tuning." +
              (" Pictures: the first seed." if any("by_seed" in r for r in records) else ""), ""]
-    for method in families:
-        figure = images / f"recovery-{method.replace('+', '-')}.png"
-        report.plot_recovery([r for r in records if r["method"] == method] + control,
+    for method, control in families.items():
+        figure = images / f"recovery-{method.replace('+', '-').replace(' ', '-')}.png"
+        report.plot_recovery([r for r in records if r["method"] == method] + [control],
                              f"Recovery of {method} during fine-tuning").savefig(figure, dpi=110)
         parts += [f"![recovery of {method} during fine-tuning]({figure.relative_to(images.parent)})", ""]
     return parts

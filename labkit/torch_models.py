@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labkit import recovery
 from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
 from labkit.progress import tqdm
@@ -120,6 +122,54 @@ def fit(model: nn.Module, loader, val_loader, learning_rate: float, epochs: int,
             break
     model.load_state_dict(weights)
     return history
+
+
+def fine_tune(model: nn.Module, loader, optimizer: torch.optim.Optimizer, rule: recovery.Rule, val_loader,
+              keep: Callable[[int, nn.Module], None] | None = None, desc: str = "fine-tuning") -> recovery.Curve:
+    """Train `model` with `optimizer` on `loader`'s batches, epoch after epoch, until `rule` stops it: validation
+    accuracy checked at step 0 (right after compression) and every `rule.interval` steps. The model keeps the
+    weights of its best check; `keep(step, model)` is called at every check (the control keeps its weights there).
+    Returns the recovery curve. A fresh loader from the same seed gives every model the same batches."""
+    criterion, curve, step, best = nn.CrossEntropyLoss(), recovery.Curve(rule), 0, None
+    with tqdm(total=rule.max_steps, desc=desc, unit="step", leave=False) as bar:
+
+        def check() -> None:
+            nonlocal best
+            scores, labels = predict(model, val_loader)
+            if curve.add(step, float((scores.argmax(1) == labels).mean())):
+                best = {k: v.clone() for k, v in model.state_dict().items()}
+            if keep:
+                keep(step, model)
+            bar.set_postfix_str(f"val {curve.accuracy[-1]:.4f}, best {curve.best_accuracy:.4f} at step "
+                                f"{curve.best_step}", refresh=False)
+
+        check()
+        while not curve.done():
+            for x, y in loader:
+                model.train()
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+                step += 1
+                bar.update()
+                if step % rule.interval == 0 or step >= rule.max_steps:
+                    check()
+                    if curve.done():
+                        break
+    model.load_state_dict(best)
+    return curve
+
+
+class Snapshots(recovery.Snapshots):
+    """The PyTorch control's state dicts at every check of its fine-tuning (recovery.Snapshots)."""
+
+    suffix = ".pt"
+
+    def _write(self, model: nn.Module, path: Path) -> None:
+        torch.save(model.state_dict(), path)
+
+    def _read(self, model: nn.Module, path: Path) -> None:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 
-from labkit import tflite
+from labkit import recovery, tflite
 from labkit.netron import find_chromium
 from labkit.records import load_records
 
@@ -45,17 +45,27 @@ def test_record_has_every_stage_and_the_tflite_metrics(structured_run):
     assert 0 < records["structured-0.5"]["metrics"]["accuracy"] <= 1
 
 
-def test_pruned_model_is_tested_against_the_base_trained_as_long(structured_run):
+def test_pruned_model_is_tested_against_the_control_after_as_many_steps(structured_run):
     records = {r["name"]: r for r in load_records(structured_run)}
     record, control = records["structured-0.5"], records["torch-control-fp32"]
-    assert control["params"] == {"training_batches": 200, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.0001,
-                                 "batch_size": 256}
+    rule = {"check_every_steps": 1, "patience_checks": 3, "max_steps": 2, "min_gain": 0.0}  # 2 steps an epoch
+    assert control["params"] == {"training_batches": 200, "fine_tune_learning_rate": 0.001, "batch_size": 256, **rule}
+    for r in (record, control):
+        tuned = r["fine_tuning"]
+        assert tuned["rule"] == rule and tuned["curve"]["steps"][0] == 0 and tuned["steps"] in tuned["curve"]["steps"]
+    assert control["fine_tuning"]["curve"]["steps"] == [0, 1, 2]  # run to the maximum, every check kept
+    assert sorted(p.name for p in (structured_run / "torch-control-steps").iterdir()) == [
+        f"step-{step:07d}.pt" for step in (0, 1, 2)]
     test = record["vs_control"]
-    assert test["control"] == "torch-control-fp32"
-    assert test["delta_pp"] == pytest.approx(100 * (record["metrics"]["accuracy"] - control["metrics"]["accuracy"]))
+    paired = recovery.paired_name(control, record["fine_tuning"]["steps"])
+    assert test["control"] == paired and paired in records
+    delta = 100 * (record["metrics"]["accuracy"] - records[paired]["metrics"]["accuracy"])
+    assert test["delta_pp"] == pytest.approx(delta)
     assert test["low_pp"] <= test["delta_pp"] <= test["high_pp"]
     assert record["accuracy_before_fine_tuning"] == record["stages"]["pruned"]["accuracy"]
     assert (structured_run / "structured-0.5-stages.md").is_file()
+    executed = (structured_run / "notebooks" / "03_structured_pruning.ipynb").read_text()
+    assert "Recovery during fine-tuning" in executed
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")
@@ -101,7 +111,7 @@ def test_both_libraries_are_compared_with_one_control_at_one_budget(structured_r
                                             **control["params"]}
         assert record["key"]["control"] == nni["key"]["control"] == {"name": "torch-control-fp32",
                                                                      "key": digest(control["key"])}
-        assert record["vs_control"]["control"] == "torch-control-fp32"
+        assert record["vs_control"]["control"] == recovery.paired_name(control, record["fine_tuning"]["steps"])
         assert record["key"]["versions"]["torch-pruning"] == "1.6.1"
     saved = json.loads((structured_run / "torch-checkpoints.json").read_text())
     assert saved["done"] == ["control"] and saved["measured"]["control"] == nni["stages"]["control"]
@@ -115,3 +125,6 @@ def test_the_report_and_summary_compare_the_pruners(tiny_lab):
     assert "**tp-taylor-0.5** (Torch-Pruning taylor) − **structured-0.5** (NNI APoZ)" in summary
     assert "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)" in summary
     assert (tiny_lab["summary"] / "images" / "structured-pruners.png").is_file()
+    assert "![recovery of structured pruning during fine-tuning](images/recovery-structured-pruning.png)" in summary
+    assert (tiny_lab["summary"] / "images" / "recovery-structured-pruning.png").is_file()
+

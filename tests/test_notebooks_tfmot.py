@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_PETS, TINY_LAB, needs, notebook_tasks, steady
 
-from labkit import compress, experiment, runner
+from labkit import compress, recovery, runner
 from labkit.records import load_records
 
 
@@ -67,7 +67,7 @@ def test_every_compressed_variant_is_tested_against_the_control_after_as_many_st
         if r["method"] in ("none", "structured pruning"):
             continue
         test = r["vs_control"]
-        paired = "base-fp32" if name == "quantized-int8" else experiment.paired_name(control, r["fine_tuning"]["steps"])
+        paired = "base-fp32" if name == "quantized-int8" else recovery.paired_name(control, r["fine_tuning"]["steps"])
         assert test["control"] == paired and r["key"]["control"]["name"] == ("base-fp32" if paired == "base-fp32"
                                                                              else "control-fp32")
         delta = 100 * (r["metrics"]["accuracy"] - records[test["control"]]["metrics"]["accuracy"])

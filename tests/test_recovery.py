@@ -97,7 +97,7 @@ def test_a_variant_is_compared_with_the_control_after_as_many_steps(tuned):
     steps = variant["fine_tuning"]["steps"]
     assert steps in variant["fine_tuning"]["curve"]["steps"] and steps <= tuned["tuning"].rule.max_steps
     paired = variant["vs_control"]["control"]
-    assert paired == experiment.paired_name(control, steps)
+    assert paired == recovery.paired_name(control, steps)
     assert paired == "control-fp32" or paired == f"control-{steps}-steps-fp32"
     # the paired control is the control's own weights after those steps, measured like every variant
     model = experiment.snapshots(exp).load_into(experiment.compress.copy_model(tuned["base"]), steps)
@@ -114,3 +114,29 @@ def test_the_kept_weights_are_the_best_checks(tuned):
     assert accuracy == pytest.approx(curve.best_accuracy)
     assert np.all(np.diff(curve.steps) > 0) and all(s % tuning.rule.interval == 0 or s == tuning.rule.max_steps
                                                     for s in curve.steps)
+
+
+def test_a_pytorch_fine_tuning_keeps_its_best_check_and_the_control_its_weights_at_every_check(tmp_path):
+    """03's loop on random images: the checks fall on the rule's steps, every check's weights are kept, the model
+    ends with its best check's (the control after n steps is exactly what was kept at step n)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from labkit import torch_models
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(48, 1, 28, 28), torch.randint(0, 10, (48,))
+    loader = DataLoader(TensorDataset(images, labels), batch_size=16, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    val = DataLoader(TensorDataset(images[:32], labels[:32]), batch_size=32)
+    model, kept = torch_models.FashionClassifier(hidden=8), torch_models.Snapshots(tmp_path / "steps")
+    rule = recovery.Rule(interval=2, patience=1, max_steps=7)
+    curve = torch_models.fine_tune(model, loader, torch_models.adam(model, 1e-2), rule.to_the_maximum(), val,
+                                   kept.keep)
+    assert curve.steps == [0, 2, 4, 6, 7] == kept.steps()  # three batches an epoch: epochs run on to the maximum
+    best = kept.load_into(torch_models.FashionClassifier(hidden=8), curve.best_step)
+    assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), model.state_dict().values(), strict=True))
+    scores, truth = torch_models.predict(model, val)
+    assert float((scores.argmax(1) == truth).mean()) == curve.best_accuracy
+    assert recovery.paired_name({"name": "torch-control-fp32", "fine_tuning": {"steps": curve.best_step}}, 4) == (
+        "torch-control-fp32" if curve.best_step == 4 else "torch-control-4-steps-fp32")
