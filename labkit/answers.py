@@ -85,7 +85,7 @@ def answer_quality_and_speed(records: list[Record], margin_pp: float = stats.MAR
                      f"variant(s) with no measurable difference, {len(_within(group, tests))} within the "
                      f"{margin_pp:g} pp margin; batch-1 TFLite inference "
                      f"{speed.words(speeds)} its FP32 base{_builtin_speed(method, group, speeds, records)}.")
-    return "\n".join(lines)
+    return "\n".join(lines) + (f"\n\n{said}" if lines and (said := seeds.scope(records)) else "")
 
 
 def _builtin_speed(method: str, group: list[Record], speeds: list[Speed], records: list[Record]) -> str:
@@ -165,6 +165,7 @@ def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) 
                      + ", ".join(_brief(r, tests[r["name"]]) for r in others) + ".")
         if outside := sorted({r["method"] for r in keras if r["name"] in tests} - set(best) - {"none"}):
             text += f" No {' or '.join(outside)} variant is within it."
+        text += _scoped(records)
     else:
         text += f"**No compressed variant is within the margin**: each may lose more than {margin_pp:g} pp."
     return text + " " + _trade_off(keras, tests) + " " + _speed_and_structure(records, tests)
@@ -240,7 +241,12 @@ def answer_pruners(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
                      f"{r['params']['sparsity']:g}: {t['delta_pp']:+.2f} pp (95 % CI {t['low_pp']:+.2f} … "
                      f"{t['high_pp']:+.2f}, Holm-corrected {t['test']} p = {t['p_holm']:.3g}): **{t['verdict']}**; "
                      f"batch-1 TFLite {speed.words([speed.speed_factor(r, nni)])} NNI's{against}.")
-    return "\n".join(lines) + "\n\n" + _pruner_verdict(compared)
+    return "\n".join(lines) + "\n\n" + _pruner_verdict(compared) + _scoped(records)
+
+
+def _scoped(records: list[Record]) -> str:
+    """The one-seed sentence after a verdict about methods or pruners (seeds.scope), or nothing."""
+    return f" {said}" if (said := seeds.scope(records)) else ""
 
 
 def _pruner_verdict(compared: list[Record]) -> str:
@@ -250,7 +256,7 @@ def _pruner_verdict(compared: list[Record]) -> str:
     if not better and not worse:
         widest = max(max(-r["vs_pruner"]["low_pp"], r["vs_pruner"]["high_pp"]) for r in compared)
         return (f"**No measurable difference between the pruners**: no Torch-Pruning variant kept measurably more or "
-                f"less accuracy than NNI's at the same widths; on this model, budget and test set the pruner does "
+                f"less accuracy than NNI's at the same widths; on this model and test set the pruner does "
                 f"not matter beyond ±{widest:.2f} pp (the widest interval above).")
     said = []
     if better:

@@ -4,7 +4,7 @@ trade-off, speed."""
 import numpy as np
 import pytest
 
-from labkit import answers, report, speed
+from labkit import answers, report, seeds, speed
 
 
 def record(name, method, accuracy, zipped, latency, raw=1000, base_accuracy=0.9):
@@ -137,3 +137,15 @@ def test_a_speedup_under_five_percent_is_not_called_faster_however_tight():
     lines = answers.answer_quality_and_speed(timed).splitlines()
     assert "as fast as (1.0" in lines[2] and "within 5 %" in lines[2]
     assert "only quantized-int8 ran clearly faster" in answers.answer_dominance(timed)
+
+
+def test_a_one_seed_verdict_speaks_of_its_trained_models_and_a_three_seed_one_of_the_method():
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.6, 0.1, -0.3, 0.2),
+               compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.5, 0.2, -0.2, 0.4)]
+    one_seed = "One seed: this speaks of these trained models, not of the methods; `--seeds 42 43 44`"
+    for text in (answers.answer_dominance(records), answers.answer_quality_and_speed(
+            [record("base-fp32", "none", 0.90, 900, 1.0), *records])):
+        assert one_seed in text
+    three = [{**r, "by_seed": {"seeds": [42, 43, 44]}} for r in records]
+    assert seeds.scope(three) == ""  # what answer_dominance and answer_pruners add
+    assert "One seed" not in answers.answer_quality_and_speed([record("base-fp32", "none", 0.90, 900, 1.0), *three])

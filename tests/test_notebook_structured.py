@@ -122,6 +122,7 @@ def test_the_report_and_summary_compare_the_pruners(tiny_lab):
     assert "Compare the pruners along the sparsity curve" in executed and "Torch-Pruning taylor" in executed
     summary = (tiny_lab["summary"] / "README.md").read_text()
     assert "## Does the structured pruner matter?" in summary
+    assert "One seed: this speaks of these trained models, not of the methods" in summary
     assert "**tp-taylor-0.5** (Torch-Pruning taylor) − **structured-0.5** (NNI APoZ)" in summary
     assert "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)" in summary
     assert (tiny_lab["summary"] / "images" / "structured-pruners.png").is_file()

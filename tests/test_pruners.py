@@ -83,6 +83,7 @@ def test_table_curve_and_answer(curve):
     assert "**The pruner matters here**: Torch-Pruning kept measurably more accuracy than NNI's APoZ in " \
            "tp-taylor-0.5, at the same widths and speed." in text
     assert "as fast as" in text
+    assert "One seed: this speaks of these trained models" in text  # one folder, one seed
 
 
 def test_no_difference_is_said_with_its_width(curve):
