@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, params, args.summary_path,
                    args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray,
-                   tracking_uri=args.tracking_uri, track=not args.no_tracking)
+                   tracking_uri=args.tracking_uri, track=not args.no_tracking, scale=args.scale)
     except NotWritten as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "the lab's default run, `make lab`; <results>/summary for any other run)")
     run.add_argument("--test-dataset-fraction", type=float, default=1.0, help="share of the test set, in (0, 1]")
     run.add_argument("--force", action="store_true", help="redo variants whose results exist")
+    run.add_argument("--scale", choices=["full", "quick"], default="full",
+                     help="quick: a first look (less data, a short fine-tuning, fewer variants, in "
+                          "results/<dataset>-quick) whose verdicts are not the methods'; full: the lab (default)")
     run.add_argument("--margin-pp", type=float, default=None, metavar="PP",
                      help="non-inferiority margin: a variant is within it when its accuracy change against its "
                           "control rules out a loss larger than PP percentage points (default 1.0)")

@@ -22,6 +22,8 @@ from labkit.errors import LabkitError, NotWritten
 from labkit.execution import COURSE_OUTPUTS, Job, execute, notebook_parameters, remove_partial_files
 from labkit.lock import hold_folder
 from labkit.paths import ROOT, resolve, shown
+from labkit.scale import QUICK, QUICK_TASKS, QUICK_TEST_FRACTION
+from labkit.scale import check as check_scale
 from labkit.tp_pruning import check_criterion
 
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
@@ -253,7 +255,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         force: bool = False, params: dict[str, Any] | None = None, summary_path: str | None = None,
         seeds: list[int] | None = None, model_path: str | None = None,
         course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None,
-        tracking_uri: str | None = None, track: bool = True) -> list[Path]:
+        tracking_uri: str | None = None, track: bool = True, scale: str = "full") -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
     first, the user's files included (see labkit.user_files).
 
@@ -269,14 +271,19 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here. Unless `track` is False,
     every record becomes an MLflow run right after the notebook that wrote it, under a parent run that gets the
     summary: at `tracking_uri`, else $MLFLOW_TRACKING_URI, else the results folder's own store (labkit.tracking).
+    `scale` "quick" is a first look (labkit.scale): less data, a short fine-tuning, fewer variants by default, its
+    own results folder, and a summary that says its verdicts are not the methods'; the user's settings still win.
     """
+    quick = check_scale(scale) == "quick"
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
-    tasks = tasks or ([f"structured-{LAB_STRUCTURED:g}"] if course_files else ["all"])
+    tasks = tasks or ([f"structured-{LAB_STRUCTURED:g}"] if course_files else QUICK_TASKS if quick else ["all"])
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
-    default = _is_default(dataset, dataset_root, results_path, test_dataset_fraction, params, seeds, model_path,
-                          course_files)
+    default = not quick and _is_default(dataset, dataset_root, results_path, test_dataset_fraction, params, seeds,
+                                        model_path, course_files)
+    if quick and test_dataset_fraction == 1.0:
+        test_dataset_fraction = QUICK_TEST_FRACTION
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
     data = describe(dataset, dataset_root, download_dataset)
     if plan.structured and (problem := user_files.structured_problem(data)):
@@ -285,7 +292,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             raise LabkitError(problem)
         log(f"structured pruning left out of this run: {problem}")
         plan.structured, plan.tp = [], []
-    results_dir = Path(results_path or ROOT / "results" / data.kind).resolve()
+    results_dir = Path(results_path or ROOT / "results" / (f"{data.kind}-quick" if quick else data.kind)).resolve()
     summary_dir = Path(summary_path or (SUMMARY if default else results_dir / "summary")).resolve()
     params = dict(params or {})
     if params.get("weights") not in (None, "none", "imagenet"):
@@ -294,7 +301,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     common = {"dataset": data.kind, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": shown(results_dir),
               "summary_dir": shown(summary_dir), "models_dir": "models", "force": force,
-              "model_path": model_path, **course_files, **params}
+              "model_path": model_path, **course_files, **(QUICK if quick else {}), **params}
     jobs = jobs_for(plan, common, seeds, data.sha256)
     check_params(params, jobs)
     keras = bool(plan.clustering_names() or plan.pruning_names())

@@ -15,6 +15,7 @@ import pandas as pd
 from labkit import answers, pruners, report, seeds, speed, stats
 from labkit.files import atomic_write_text, read_json, write_json
 from labkit.records import made_by
+from labkit.scale import note as scale_note
 
 Record = dict[str, Any]
 
@@ -108,12 +109,14 @@ def _copy(src: Path, images: Path) -> str:
 
 
 def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, models_dir: Path,
-                  reports: list[str], executed_on: str = "", margin_pp: float = stats.MARGIN_PP) -> Path:
+                  reports: list[str], executed_on: str = "", margin_pp: float = stats.MARGIN_PP,
+                  scale: str = "full") -> Path:
     """Write summary_dir/README.md in the course's shape, with its pictures copied beside it.
 
     results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's);
     executed_on says where the seeds' notebooks ran when that was not here (e.g. "on a local Ray instance: ...");
-    margin_pp is the non-inferiority margin of the answers and tables.
+    margin_pp is the non-inferiority margin of the answers and tables; a quick look (`scale`) says at the top that
+    its verdicts are not the methods' (labkit.scale).
     What an earlier summary left in summary_dir is removed first (see `clear`).
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
@@ -121,7 +124,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     images = summary_dir / "images"
     named = {r["name"]: r for r in records}
     used = next((r["by_seed"]["seeds"] for r in records if "by_seed" in r), None)
-    parts = ["# Lab summary: pruning and clustering", "",
+    parts = ["# Lab summary: pruning and clustering", "", *([said, ""] if (said := scale_note(scale)) else []),
              f"Generated from the JSON records of one run; every number below is computed, none typed by hand. "
              f"{speed.timing_note(records)}", ""]
     if executed_on:

@@ -129,3 +129,13 @@ def test_the_report_and_summary_compare_the_pruners(tiny_lab):
     assert "![recovery of structured pruning during fine-tuning](images/recovery-structured-pruning.png)" in summary
     assert (tiny_lab["summary"] / "images" / "recovery-structured-pruning.png").is_file()
 
+
+def test_a_quick_looks_summary_says_first_that_its_verdicts_are_not_the_methods(tiny_lab, tmp_path):
+    from labkit import summary
+
+    results = tiny_lab["results"]
+    readme = summary.write_summary(load_records(results), results, tmp_path / "summary", tmp_path / "models", [],
+                                   scale="quick").read_text()
+    assert readme.split("\n")[2].startswith("**A quick look, not the methods' answer.** This run trained on 9,000")
+    assert "run the full lab: `make lab`" in readme
+    assert "A quick look" not in (tiny_lab["summary"] / "README.md").read_text()
