@@ -223,9 +223,9 @@ def tiny_lab_options(params: dict = TINY_LAB) -> list[str]:
 
 
 def steady(names) -> set[str]:
-    """Record names without the controls after some steps (`control-<n>-steps-fp32`): which of those exist depends
-    on where each variant's fine-tuning stopped."""
-    return {name for name in names if not re.fullmatch(r"control-\d+-steps-fp32", name)}
+    """Record names without the controls after some steps (`control-<n>-steps-fp32`, and PyTorch's
+    `torch-control-<n>-steps-fp32`): which of those exist depends on where each variant's fine-tuning stopped."""
+    return {name for name in names if not re.fullmatch(r"(torch-)?control-\d+-steps-fp32", name)}
 
 
 def notebook_tasks() -> list[str]:

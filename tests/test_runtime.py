@@ -103,7 +103,8 @@ def timed(name: str, method: str, xnnpack_ms: float, builtin_ms: float) -> dict:
 def test_the_int8_speed_answer_names_both_runtimes_and_why_they_disagree():
     records = [timed("base-fp32", "none", 0.086, 0.235), timed("quantized-int8", "quantization", 0.122, 0.168),
                timed("clustered-16-fp32", "clustering", 0.086, 0.235)]
-    int8, clustered = answers.answer_quality_and_speed(records).splitlines()
+    int8, clustered, _, one_seed = answers.answer_quality_and_speed(records).splitlines()
+    assert one_seed.startswith("One seed: this speaks of these trained models")
     assert "1.42× slower (95 % CI" in int8 and "with XNNPACK (LiteRT's default)" in int8
     assert "1.40× faster (95 % CI" in int8 and "with the built-in kernels" in int8
     assert "8 input channels" in int8 and "without VNNI" in int8
