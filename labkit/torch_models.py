@@ -212,17 +212,35 @@ def shapes(model: nn.Module) -> dict[str, list[int]]:
     return {name: list(m.weight.shape) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
+LOAD_ERRORS = (RuntimeError, KeyError, EOFError, OSError, AttributeError, TypeError, pickle.UnpicklingError)
+
+
+def _mismatch(path: Path, architecture: str, err: Exception, fix: str) -> LabkitError:
+    detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:200]
+    return LabkitError(f"{path} does not match the {architecture} architecture ({detail}); {fix}")
+
+
 def load_state(model: nn.Module, path: Path, fix: str = "delete it to retrain the base model") -> nn.Module:
     """Load a state dict into `model`; a file for another architecture (or not a state dict) is a one-line
     LabkitError that ends with `fix`."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, EOFError, OSError, AttributeError, TypeError, pickle.UnpicklingError) as err:
-        detail = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:200]
-        raise LabkitError(f"{path} does not match the {type(model).__name__} architecture ({detail}); "
-                          f"{fix}") from err
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except LOAD_ERRORS as err:
+        raise _mismatch(path, type(model).__name__, err, fix) from err
     return model
+
+
+def load_classifier(path: Path, num_classes: int, fix: str) -> FashionClassifier:
+    """The user's state dict of the course's classifier, at the layer widths it has (the course's fc1 of 1024, a
+    narrower one, an already pruned model); another architecture, or another number of classes than the data's, is
+    a one-line LabkitError that ends with `fix`."""
+    try:
+        model = FashionClassifier.sized_like(torch.load(path, map_location="cpu", weights_only=True))
+    except LOAD_ERRORS as err:
+        raise _mismatch(path, FashionClassifier.__name__, err, fix) from err
+    if (outputs := model.fc2.out_features) != num_classes:
+        raise LabkitError(f"{path} classifies into {outputs} classes, the data has {num_classes}; {fix}")
+    return load_state(model, path, fix)
 
 
 def save_state(model: nn.Module, path: Path) -> Path:
@@ -235,7 +253,8 @@ def save_state(model: nn.Module, path: Path) -> Path:
 def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, epochs: int, patience: int | None,
                     context: Context, num_classes: int = 10, data_key: str = "fashion-mnist",
                     input_model: str | None = None, hidden: int = 1024) -> tuple[nn.Module, dict]:
-    """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is;
+    """The base FashionClassifier: the user's state dict (`input_model`, the course's --input-model) as it is, at
+    its own widths;
     else loaded from models/, or trained by `fit` (one learning-rate cycle; with `patience`, the course's constant
     rate and early stopping; the best validation epoch kept) and cached there with its history. The cached file's
     name holds the data's checksum (`data_key`) and every setting that makes the model (width of fc1 `hidden`,
@@ -246,8 +265,8 @@ def base_classifier(models_dir: Path, loader, val_loader, learning_rate: float, 
 
     torch.manual_seed(context.seed)
     if input_model:
-        model = FashionClassifier(num_classes)
-        load_state(model, Path(input_model), "--input-model takes the state dict of the course's classifier")
+        model = load_classifier(Path(input_model), num_classes,
+                                "--input-model takes the state dict of the course's classifier")
         context.base = file_identity(input_model, "--input-model")
         return model, {"input_model": Path(input_model).name, "sha256": context.base["sha256"],
                        "train_samples": len(loader.dataset), "trained_now": False, "history": {}}

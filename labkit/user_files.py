@@ -28,14 +28,14 @@ def check_keras_model(path: str, classes: int, dataset: str, image_size: int) ->
 
 
 def check_course_classifier(path: str, classes: int) -> None:
-    """A state dict for --input-model must load into the course's classifier with one output per class."""
-    from labkit.torch_models import FashionClassifier, load_state
+    """A state dict for --input-model must load into the course's classifier (at any layer widths) with one output
+    per class."""
+    from labkit.torch_models import load_classifier
 
     if not Path(path).is_file():
         raise LabkitError(f"--input-model {path} does not exist: pass the state dict of the course's classifier")
-    load_state(FashionClassifier(classes), Path(path),
-               f"--input-model takes the state dict (model.state_dict()) of the course's classifier with {classes} "
-               "outputs")
+    load_classifier(Path(path), classes, f"--input-model takes the state dict (model.state_dict()) of the course's "
+                                         f"classifier with {classes} outputs")
 
 
 def check_structured_data(data: Descriptor) -> None:
