@@ -25,7 +25,8 @@ from labkit.progress import tqdm
 @dataclass(frozen=True)
 class Rule:
     """Check validation accuracy every `interval` steps; stop after `patience` checks without a gain larger than
-    `min_gain`, or at `max_steps`, whichever comes first."""
+    `min_gain`, or at `max_steps`, whichever comes first. The maximum is a whole number of intervals, so every
+    step a variant can stop at (and every sum of them, prune-then-cluster's) is a step the control checked."""
 
     interval: int
     patience: int
@@ -33,17 +34,19 @@ class Rule:
     min_gain: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.interval < 1 or self.patience < 1 or self.max_steps < self.interval:
+        if self.interval < 1 or self.patience < 1 or self.max_steps < self.interval or self.max_steps % self.interval:
             raise LabkitError(f"fine-tuning checks every {self.interval} steps with patience {self.patience} and at "
-                              f"most {self.max_steps} steps: use an interval ≥ 1, patience ≥ 1 and a maximum of at "
-                              "least one interval")
+                              f"most {self.max_steps} steps: use an interval ≥ 1, patience ≥ 1 and a maximum of "
+                              "whole intervals, at least one")
 
     @classmethod
     def per_epoch(cls, steps_per_epoch: int, checks_per_epoch: float, patience: int, max_epochs: float,
                   min_gain: float = 0.0) -> Rule:
-        """The rule in the units the notebooks' parameters use: checks per epoch and a maximum in epochs."""
+        """The rule in the units the notebooks' parameters use: checks per epoch and a maximum in epochs (rounded
+        up to a whole number of checks)."""
         interval = max(1, round(steps_per_epoch / checks_per_epoch))
-        return cls(interval, patience, max(interval, math.ceil(max_epochs * steps_per_epoch)), min_gain)
+        checks = max(1, math.ceil(max_epochs * steps_per_epoch / interval))
+        return cls(interval, patience, checks * interval, min_gain)
 
     def to_the_maximum(self) -> Rule:
         """The same checks, never stopping before the maximum: the control's trajectory, which every variant's

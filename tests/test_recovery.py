@@ -50,12 +50,13 @@ def test_compression_that_costs_nothing_keeps_the_weights_of_step_0():
 
 def test_the_rule_in_epochs_and_bad_rules():
     rule = recovery.Rule.per_epoch(steps_per_epoch=422, checks_per_epoch=4, patience=3, max_epochs=3)
-    assert (rule.interval, rule.max_steps) == (106, 1266)
+    assert (rule.interval, rule.max_steps) == (106, 1272)  # 3 epochs of 422 steps, rounded up to 12 checks
     assert recovery.Rule.per_epoch(5, 4, 3, 1).interval == 1
+    assert recovery.Rule.per_epoch(141, 4, 3, 1).max_steps == 175  # one epoch: 5 checks of 35, not 141 steps
     control = rule.to_the_maximum()
     assert run(control, [0.9] * 20).steps[-1] == rule.max_steps  # never stops before the maximum
-    for bad in ({"interval": 0}, {"patience": 0}, {"max_steps": 5}):
-        with pytest.raises(LabkitError, match="use an interval ≥ 1, patience ≥ 1 and a maximum"):
+    for bad in ({"interval": 0}, {"patience": 0}, {"max_steps": 5}, {"max_steps": 105}):
+        with pytest.raises(LabkitError, match="use an interval ≥ 1, patience ≥ 1 and a maximum of whole intervals"):
             recovery.Rule(**{"interval": 10, "patience": 2, "max_steps": 100, **bad})
 
 
@@ -130,10 +131,10 @@ def test_a_pytorch_fine_tuning_keeps_its_best_check_and_the_control_its_weights_
                         generator=torch.Generator().manual_seed(0))
     val = DataLoader(TensorDataset(images[:32], labels[:32]), batch_size=32)
     model, kept = torch_models.FashionClassifier(hidden=8), torch_models.Snapshots(tmp_path / "steps")
-    rule = recovery.Rule(interval=2, patience=1, max_steps=7)
+    rule = recovery.Rule(interval=2, patience=1, max_steps=8)
     curve = torch_models.fine_tune(model, loader, torch_models.adam(model, 1e-2), rule.to_the_maximum(), val,
                                    kept.keep)
-    assert curve.steps == [0, 2, 4, 6, 7] == kept.steps()  # three batches an epoch: epochs run on to the maximum
+    assert curve.steps == [0, 2, 4, 6, 8] == kept.steps()  # three batches an epoch: epochs run on to the maximum
     best = kept.load_into(torch_models.FashionClassifier(hidden=8), curve.best_step)
     assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), model.state_dict().values(), strict=True))
     scores, truth = torch_models.predict(model, val)
