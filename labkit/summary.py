@@ -32,20 +32,22 @@ def file_inventory(folders: list[Path], patterns: tuple[str, ...] = ("*.keras", 
     return pd.DataFrame(rows)
 
 
-def control_words(control: dict | None) -> str:
-    """How the Keras variants were fine-tuned and what they are compared with, from the control's record."""
+def control_words(control: dict | None, variants: str = "compressed variant") -> str:
+    """How the variants were fine-tuned and what they are compared with, from the control's record (the Keras one,
+    or the PyTorch one with `variants` "structurally pruned model")."""
     if not control or "check_every_steps" not in control["params"]:
-        return "Every compressed variant is compared with a control: the base fine-tuned exactly as long, without " \
+        return f"Every {variants} is compared with a control: the base fine-tuned exactly as long, without " \
                "compression."
     rule, tuned = control["params"], control["fine_tuning"]
+    rate = rule.get("learning_rate", rule.get("fine_tune_learning_rate"))
     converged = (f"The control gained {control['accuracy_change_pp']:+.2f} pp on the base at its best check (step "
-                 f"{tuned['steps']})" + ("; it was still gaining at the end: the base had not finished learning."
-                                         if tuned["still_recovering"] else "."))
-    return (f"Every compressed variant is fine-tuned until it has recovered: validation accuracy checked every "
+                 f"{tuned['steps']})" + ("; it reached the maximum before the rule saw it level off: more steps "
+                                         "might have moved it." if tuned["still_recovering"] else "."))
+    return (f"Every {variants} is fine-tuned until it has recovered: validation accuracy checked every "
             f"{rule['check_every_steps']} steps, stopping after {rule['patience_checks']} checks without a gain or "
-            f"at {rule['max_steps']} steps, at a learning rate of {rule['learning_rate']:g}; it keeps its best "
-            "check's weights and is compared with the control, the base fine-tuned the same way on the same "
-            f"batches without compression, after as many steps. {converged}")
+            f"at {rule['max_steps']} steps, at a learning rate of {rate:g}; it keeps its best check's weights and is "
+            "compared with the control, the base fine-tuned the same way on the same batches without compression, "
+            f"after as many steps. {converged}")
 
 
 def training_words(info: dict[str, Any]) -> str:
@@ -154,6 +156,8 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
         info = torch_base["params"]
         parts += [f"PyTorch base trained on {info.get('train_samples')} images (batch {info.get('batch_size')}); "
                   f"{training_words(info)}.", ""]
+    if torch_base and (torch_control := named.get("torch-control-fp32")):
+        parts += [control_words(torch_control, "structurally pruned model"), ""]
     if durations := notebook_durations(results_dir / "notebooks"):
         parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
     if len(per_seed := seed_durations(results_dir.parent, used or [])) > 1:

@@ -123,6 +123,8 @@ def test_the_report_and_summary_compare_the_pruners(tiny_lab):
     summary = (tiny_lab["summary"] / "README.md").read_text()
     assert "## Does the structured pruner matter?" in summary
     assert "One seed: this speaks of these trained models, not of the methods" in summary
+    assert "Every structurally pruned model is fine-tuned until it has recovered: validation accuracy checked every " \
+           "1 steps, stopping after 3 checks without a gain or at 2 steps, at a learning rate of 0.001" in summary
     assert "**tp-taylor-0.5** (Torch-Pruning taylor) − **structured-0.5** (NNI APoZ)" in summary
     assert "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)" in summary
     assert (tiny_lab["summary"] / "images" / "structured-pruners.png").is_file()
