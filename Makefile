@@ -11,8 +11,10 @@ SUBMISSIONS ?= assignment/submissions
 setup:
 	bash scripts/setup.sh
 
+# one seed (42) by default; `make lab SEEDS="42 43 44"` (how the committed summary is made) gives every verdict
+# seed-level intervals
 lab: setup
-	.venv/bin/python -m labkit run --tasks all
+	.venv/bin/python -m labkit run --tasks all $(if $(SEEDS),--seeds $(SEEDS))
 
 # a first look in a few minutes (less data, a short fine-tuning, fewer variants): its summary says its verdicts are
 # not the methods', in results/fashion-mnist-quick/summary

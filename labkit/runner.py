@@ -280,8 +280,8 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     plan = plan_tasks(tasks)
     if not 0 < test_dataset_fraction <= 1:
         raise LabkitError(f"--test-dataset-fraction {test_dataset_fraction} is outside (0, 1]: use e.g. 0.5")
-    default = not quick and _is_default(dataset, dataset_root, results_path, test_dataset_fraction, params, seeds,
-                                        model_path, course_files)
+    default = not quick and _is_default(dataset, dataset_root, results_path, test_dataset_fraction, params, model_path,
+                                        course_files)
     if quick and test_dataset_fraction == 1.0:
         test_dataset_fraction = QUICK_TEST_FRACTION
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
@@ -344,10 +344,10 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
 
 
 def _is_default(dataset: str | None, dataset_root: str | None, results_path: str | None, test_fraction: float,
-                params: dict[str, Any] | None, seeds: list[int] | None, model_path: str | None,
-                course_files: dict[str, str]) -> bool:
-    """Whether this is the lab's own default run (`make lab`): the only run that writes the committed summary."""
-    return (dataset in (None, "fashion-mnist") and not (dataset_root or results_path or params or seeds or model_path
+                params: dict[str, Any] | None, model_path: str | None, course_files: dict[str, str]) -> bool:
+    """Whether this is the lab's own default run (`make lab`, at any seeds: the summary names them): the only run
+    that writes the committed summary."""
+    return (dataset in (None, "fashion-mnist") and not (dataset_root or results_path or params or model_path
                                                          or course_files) and test_fraction == 1.0)
 
 

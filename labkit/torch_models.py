@@ -235,12 +235,12 @@ def load_classifier(path: Path, num_classes: int, fix: str) -> FashionClassifier
     narrower one, an already pruned model); another architecture, or another number of classes than the data's, is
     a one-line LabkitError that ends with `fix`."""
     try:
-        model = FashionClassifier.sized_like(torch.load(path, map_location="cpu", weights_only=True))
+        model = FashionClassifier.from_state(torch.load(path, map_location="cpu", weights_only=True))
     except LOAD_ERRORS as err:
         raise _mismatch(path, FashionClassifier.__name__, err, fix) from err
     if (outputs := model.fc2.out_features) != num_classes:
         raise LabkitError(f"{path} classifies into {outputs} classes, the data has {num_classes}; {fix}")
-    return load_state(model, path, fix)
+    return model
 
 
 def save_state(model: nn.Module, path: Path) -> Path:
