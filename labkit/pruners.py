@@ -14,7 +14,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from labkit import report, speed, stats
 from labkit.evaluate import versus
@@ -98,36 +98,57 @@ def comparison_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) 
 
 
 def plot_curve(records: list[Record]):
-    """Accuracy (95 % intervals) against batch-1 TFLite speed-up and against zipped size reduction, both over the
-    PyTorch base: one line per pruner along its sparsities, the common control's accuracy as a band."""
+    """Accuracy (95 % intervals) against batch-1 TFLite speed-up (with its 95 % interval) and against zipped size
+    reduction, both over the PyTorch base: one line per pruner along its sparsities, the common control's accuracy
+    as a band. Each x axis spans at least `MIN_SPAN` times its smallest value, so pruners that differ by less than
+    their intervals (the same widths give the same size and nearly the same speed) do not look far apart."""
     named = {r["name"]: r for r in records}
     base, control = named["torch-base-fp32"], named.get("torch-control-fp32")
     curve = structured(records)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    axes_of = ((axes[0], "× faster than the base (batch 1, TFLite)", lambda r: speed.speed_factor(r, base)[0]),
-               (axes[1], "× smaller zipped than the base", lambda r: r["size"]["times_smaller"]))
+    axes_of = ((axes[0], "× faster than the base (batch 1, TFLite)", lambda r: speed.speed_factor(r, base)),
+               (axes[1], "× smaller zipped than the base", lambda r: (r["size"]["times_smaller"], None, None)))
     for ax, xlabel, x_of in axes_of:
+        shown = []
         for i, ((label, group), marker) in enumerate(zip(_by_pruner(curve).items(), "osD^v", strict=False)):
-            xs, ys = [x_of(r) for r in group], [r["metrics"]["accuracy"] for r in group]
+            xs = [_span(*x_of(r)) for r in group]
+            ys = [r["metrics"]["accuracy"] for r in group]
             spans = [[max(0.0, y - report.accuracy_interval(r)[0]) for y, r in zip(ys, group, strict=True)],
                      [max(0.0, report.accuracy_interval(r)[1] - y) for y, r in zip(ys, group, strict=True)]]
-            ax.errorbar(xs, ys, yerr=spans, fmt=f"{marker}-", capsize=3, label=label, alpha=0.85)
-            for x, y, r in zip(xs, ys, group, strict=True) if i == 0 else ():  # the pruners share their sparsities
+            ax.errorbar([x for x, _, _ in xs], ys, yerr=spans, xerr=[[x - low for x, low, _ in xs],
+                                                                   [high - x for x, _, high in xs]],
+                        fmt=f"{marker}-", capsize=3, label=label, alpha=0.85)
+            shown += xs
+            for (x, _, _), y, r in zip(xs, ys, group, strict=True) if i == 0 else ():  # shared sparsities
                 ax.annotate(f"{r['params']['sparsity']:g}", (x, y), textcoords="offset points", xytext=(5, -12),
                             fontsize=8)
         if control:
             low, high = report.accuracy_interval(control)
             ax.axhspan(low, high, color="tab:orange", alpha=0.15, label="control, 95 % CI")
         ax.axhline(base["metrics"]["accuracy"], color="grey", ls="--", label="base")
-        ax.set(xlabel=xlabel, xscale="log", title="Accuracy against " + ("speed" if ax is axes[0] else "size"))
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.set(xlabel=xlabel, xlim=_limits(shown), title="Accuracy against " + ("speed" if ax is axes[0] else "size"))
+        ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}×"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel("test accuracy (labels: sparsity)")
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+MIN_SPAN = 1.5  # an x axis of the pruners' curve covers at least this factor
+
+
+def _span(value: float, low: float | None, high: float | None) -> tuple[float, float, float]:
+    """A value with its interval (the value itself at both ends when it has none)."""
+    return value, value if low is None else low, value if high is None else high
+
+
+def _limits(shown: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """x limits holding every interval with a margin, and at least `MIN_SPAN` wide (as a factor)."""
+    low, high = min(s[1] for s in shown), max(s[2] for s in shown)
+    middle, half = (low * high) ** 0.5, max((high / low) ** 0.5 * 1.05, MIN_SPAN ** 0.5)
+    return middle / half, middle * half
 
 
 def _by_pruner(curve: list[Record]) -> dict[str, list[Record]]:

@@ -25,3 +25,12 @@ def test_a_kernel_started_by_a_jupyter_server_gets_a_widget(monkeypatch):
     bar = progress.tqdm(total=2, display=False)
     assert isinstance(bar, widget_bar)
     bar.close()
+
+
+def test_in_a_kernel_papermill_started_the_bar_leaves_only_its_finished_line(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "in_batch_kernel", lambda: True)
+    with progress.tqdm(total=10, desc="fine-tuning", unit="step", leave=False) as bar:
+        bar.update(4)  # stopped early, as a fine-tuning that recovered does
+    out, err = capsys.readouterr()
+    assert __import__("re").fullmatch(r"fine-tuning: done, 4 step in 00:0\d \(.+step/s\)\n", out), out
+    assert err == ""

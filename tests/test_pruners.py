@@ -78,6 +78,9 @@ def test_table_curve_and_answer(curve):
     assert table.loc["tp-taylor-0.5", "vs NNI"] == "better" and table.loc["structured-0.5", "vs NNI"] == ""
     axes = pruners.plot_curve(compared).axes
     assert [len(ax.lines) > 0 for ax in axes] == [True, True]
+    for ax in axes:  # the same speed-up and size: an axis that does not blow 4.0 up into a spread
+        low, high = ax.get_xlim()
+        assert low < 4.0 < high and high / low >= pruners.MIN_SPAN * 0.999
     text = answers.answer_pruners(compared)
     assert "**tp-taylor-0.5** (Torch-Pruning taylor) − **structured-0.5** (NNI APoZ), sparsity 0.5: +10.00 pp" in text
     assert "**The pruner matters here**: Torch-Pruning kept measurably more accuracy than NNI's APoZ in " \

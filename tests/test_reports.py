@@ -77,6 +77,8 @@ def assert_clean_offline(seen: dict, name: str) -> None:
     assert seen["images"] >= 1 and seen["broken"] == []
     assert seen["frames"] == 0  # a live view would be a dead frame offline
     assert seen["stderr"] == 0 and "warning" not in seen["text"].lower()
+    assert "BEGIN SOLUTION" not in seen["text"] and "checks.task(" not in seen["text"]  # the lab, not the answer key
+    assert not re.search(r"\d+%\|", seen["text"]), "a progress bar caught mid-way"
     for section in SECTIONS[name]:
         assert section in seen["text"]
 
@@ -106,4 +108,5 @@ def test_notebook_output_has_no_stderr_no_warning_and_no_checkout_path(tiny_lab,
     assert [o for o in outputs if o.get("name") == "stderr"] == []
     text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "warning" not in text.lower()
+    assert not re.search(r"\d+%\|", text), "a progress bar caught mid-way"
     assert str(ROOT) not in text and "PosixPath(" not in text  # no checkout path, no stray return value of a path
