@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-from labkit import runner
+from labkit import parameters, runner
 
 TASKS = ["clustered-4-fp32", "clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5"]
 PARAMS = {"train_samples": 3000, "base_epochs": 2, "training_batches": 1000, "netron_live": False}
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
-    print(ray_scaling(args.tasks, {**PARAMS, **runner.parse_params(args.param)}).to_markdown(floatfmt=".2f"))
+    print(ray_scaling(args.tasks, {**PARAMS, **parameters.parse_params(args.param)}).to_markdown(floatfmt=".2f"))
 
 
 if __name__ == "__main__":

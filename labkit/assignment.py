@@ -254,7 +254,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from labkit.runner import parse_params
+    from labkit.parameters import parse_params
 
     autograde(Path(args.submissions), params=parse_params(args.param))
     return 0

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from labkit import assignment
+from labkit import assignment, parameters
 from labkit.errors import LabkitError, NotWritten, UnitFailed
 
 COURSE_FILES = {
@@ -49,7 +49,9 @@ def _run(args: argparse.Namespace) -> int:
     kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
     ray = args.ray_address or ((os.environ.get("RAY_ADDRESS") or "local") if args.ray else None)
     try:
-        params = runner.parse_params(args.param) | ({"margin_pp": args.margin_pp} if args.margin_pp is not None else {})
+        params = parameters.parse_params(args.param)
+        if args.margin_pp is not None:
+            params["margin_pp"] = args.margin_pp
         runner.run(args.tasks, args.dataset, args.dataset_root, args.download_dataset, args.results_path,
                    args.test_dataset_fraction, args.force, params, args.summary_path,
                    args.seeds, args.model_path, {name: getattr(args, name) for name in COURSE_FILES}, ray=ray,

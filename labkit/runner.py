@@ -6,7 +6,6 @@ pruned-<s>-clustered-<k>-fp32, structured-all, structured-<s>, tp-all, tp-<crite
 
 from __future__ import annotations
 
-import ast
 import re
 import time
 from dataclasses import dataclass, field
@@ -144,20 +143,6 @@ def plan_tasks(tasks: list[str]) -> Plan:
         else:
             raise LabkitError(f"unknown task {task!r}: see `python -m labkit run --help` for the task names")
     return plan
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """NAME=VALUE pairs; VALUE is a Python literal (300, 0.5, [2, 4], None) or else a string."""
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.isidentifier():
-            raise LabkitError(f"parameter {pair!r} is not NAME=VALUE (e.g. -p train_samples=600)")
-        try:
-            params[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[name] = value
-    return params
 
 
 def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:

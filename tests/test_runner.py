@@ -4,7 +4,8 @@ import pytest
 
 from labkit import LabkitError
 from labkit.cli import main
-from labkit.runner import jobs_for, parse_params, plan_tasks, seeds_of
+from labkit.parameters import parse_params
+from labkit.runner import jobs_for, plan_tasks, seeds_of
 
 
 def test_all_expands_to_every_course_variant():

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, idx_folder, write_idx
 from test_user_files import tiny_keras
 
-from labkit import cli, records, runner
+from labkit import cli, parameters, records, runner
 
 TINY = {"base_epochs": 1, "fine_tune_epochs": 1}
 
@@ -90,7 +90,7 @@ def test_a_replaced_model_and_a_changed_data_file_are_seen(tmp_path):
         log: list[str] = []
         args = cli.build_parser().parse_args(command)
         runner.run(args.tasks, dataset_root=args.dataset_root, results_path=args.results_path,
-                   model_path=args.model_path, params=runner.parse_params(args.param), log=log.append)
+                   model_path=args.model_path, params=parameters.parse_params(args.param), log=log.append)
         return log
 
     run()
