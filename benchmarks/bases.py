@@ -80,7 +80,7 @@ class Meter:
 
 def train_keras(option: Option, seed: int, folder: Path, meter: Meter) -> tuple[dict, float]:
     """The Keras CNN as 01 and 02 train it: its base_info and test accuracy."""
-    from labkit import experiment
+    from labkit.methods import experiment
 
     exp = experiment.prepare("fashion-mnist", train_samples=option.train_samples, batch_size=option.batch_size,
                              seed=seed, results_dir=folder / "results", models_dir=folder / "models")
@@ -91,8 +91,9 @@ def train_keras(option: Option, seed: int, folder: Path, meter: Meter) -> tuple[
 
 def train_torch(option: Option, seed: int, folder: Path, meter: Meter) -> tuple[dict, float]:
     """The course's classifier as 03 trains it: its base_info and test accuracy."""
-    from labkit import records, torch_models
+    from labkit import records
     from labkit.data import describe, load_dataset, preprocess, torch_loader, train_validation_split
+    from labkit.models import torch_models
 
     data = load_dataset(describe("fashion-mnist"), option.train_samples, 1.0, seed=seed)
     x_train, y_train, x_val, y_val = train_validation_split(preprocess(data.x_train), data.y_train, 0.1, seed)

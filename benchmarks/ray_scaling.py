@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-from labkit import parameters, runner
+from labkit import parameters
+from labkit.run import runner
 
 TASKS = ["clustered-4-fp32", "clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5"]
 PARAMS = {"train_samples": 3000, "base_epochs": 2, "training_batches": 1000, "netron_live": False}

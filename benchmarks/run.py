@@ -19,9 +19,11 @@ from runtimes import int8_speedups
 from throughput import training_throughput
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-from labkit import onnxrt, report, runner, seeds, stats, summary, tflite
 from labkit.data import load_fashion_mnist, preprocess
+from labkit.deploy import onnxrt, tflite
 from labkit.records import load_records
+from labkit.results import report, seeds, stats, summary
+from labkit.run import runner
 
 # TFMOT's published top-1 changes on ImageNet (percentage points), for scale.
 PUBLISHED = {"clustering": {"MobileNetV2, 32 clusters": 69.74 - 71.78},

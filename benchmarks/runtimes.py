@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-from labkit import runner, seeds, stats, tflite
-from labkit.export import to_int8_tflite, to_tflite
+from labkit.deploy import tflite
+from labkit.deploy.export import to_int8_tflite, to_tflite
+from labkit.results import seeds, stats
+from labkit.run import runner
 
 PROCESSES, ROUNDS, RUNS = 5, 20, 100
 
@@ -89,7 +91,7 @@ def train_cnn(train_samples: int = 12_000):
     import tensorflow as tf
 
     from labkit.data import load_fashion_mnist, preprocess
-    from labkit.keras_models import fashion_cnn
+    from labkit.models.keras_models import fashion_cnn
 
     data = load_fashion_mnist()
     x = preprocess(data.x_train[:train_samples])

@@ -12,7 +12,8 @@ import time
 import pandas as pd
 import torch
 
-from labkit import structured, torch_models
+from labkit.methods import structured
+from labkit.models import torch_models
 
 SETTINGS = [(32, False), (256, False), (256, True), (512, True)]  # (batch size, fused Adam); the lab: 256, fused
 

@@ -1,4 +1,12 @@
-"""labkit: helpers for the pruning and clustering lab.
+"""labkit: helpers for the pruning and clustering lab, one sub-package per stage of it.
+
+A run flows data → base model → method → export → measure → judge → report. The stages, lowest first:
+labkit.data (datasets), labkit.deploy (export, runtimes, file size), labkit.models (the bases, the user's model,
+fine-tuning to recovery), labkit.results (measuring and judging, the summary), labkit.methods (the compression
+steps: each ends in a measured record, so it stands above results), labkit.course (the student edition) and
+labkit.run (runner, Ray, tracking, command line). A module imports the shared basics here at the top (paths,
+files, errors, quiet, stack, lock, progress, parameters, and records: what made each number) and the stages before
+its own, never a later one (tests/test_layout.py).
 
 Importing labkit switches ``tf.keras`` to Keras 2 (``TF_USE_LEGACY_KERAS=1``) before TensorFlow
 can be imported, because TensorFlow Model Optimization only accepts Keras 2 models.

@@ -11,7 +11,7 @@ class LabkitError(Exception):
 
 class WrongAnswer(AssertionError):
     """A student's answer that fails a check of the student edition: its message is one line saying what is wrong
-    (labkit.checks raises it)."""
+    (labkit.course.checks raises it)."""
 
 
 class NotWritten(Exception):

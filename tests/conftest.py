@@ -109,7 +109,7 @@ def no_data_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @contextmanager
 def jupyterlab(root: Path, *options: str, token: str = "labkit-test", base_url: str = "/") -> Iterator[dict]:
     """A headless JupyterLab on a free loopback port serving `root`, its files (runtime, log) in `root`."""
-    from labkit.netron import free_port
+    from labkit.deploy.netron import free_port
 
     port = free_port()
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "PYTHONPATH": str(ROOT)}
@@ -147,7 +147,7 @@ ONE_WORKER = ("browser", "server", "ray", "kill")
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Name the CPU at the top of every run: the slowest-ten figures below mean nothing without it."""
-    from labkit.tflite import cpu
+    from labkit.deploy.tflite import cpu
 
     about = cpu()
     vectors = ", ".join(about["vector_extensions"]) or "no vector extensions"
@@ -185,7 +185,7 @@ def needs(path: Path, what: str):
 @pytest.fixture(scope="session")
 def release(tmp_path_factory) -> Path:
     """A course folder holding the student edition of the notebooks (nbgrader's release and gradebook)."""
-    from labkit import assignment
+    from labkit.course import assignment
 
     course = tmp_path_factory.mktemp("course")
     assignment.release(course, log=lambda _: None)
@@ -230,7 +230,7 @@ def steady(names) -> set[str]:
 
 def notebook_tasks() -> list[str]:
     """The lab's tasks without its summary: the notebooks of the tiny lab, which a rerun in its results skips."""
-    from labkit import runner
+    from labkit.run import runner
 
     return [task for task in runner.lab_tasks() if task != "summary"]
 
@@ -240,7 +240,7 @@ def tiny_lab(tmp_path_factory) -> dict:
     """The whole lab (`--tasks all`) at tiny scale, run once for every test that inspects its outputs."""
     if not DEBIAN_FASHION.exists():
         pytest.skip("Debian dataset-fashion-mnist not installed")
-    from labkit import runner
+    from labkit.run import runner
 
     tmp = tmp_path_factory.mktemp("lab")
     log: list[str] = []

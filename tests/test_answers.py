@@ -4,7 +4,7 @@ trade-off, speed."""
 import numpy as np
 import pytest
 
-from labkit import answers, report, seeds, speed
+from labkit.results import answers, report, seeds, speed
 
 
 def record(name, method, accuracy, zipped, latency, raw=1000, base_accuracy=0.9):

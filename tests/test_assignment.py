@@ -16,8 +16,8 @@ import shutil
 import pytest
 from conftest import ROOT, TINY_LAB, answered
 
-from labkit import assignment, checks
-from labkit.assignment import ASSIGNMENT
+from labkit.course import assignment, checks
+from labkit.course.assignment import ASSIGNMENT
 from labkit.errors import WrongAnswer
 
 # The tiny lab, with one variant per sweep: what grading needs, in a few minutes.

@@ -22,9 +22,10 @@ from conftest import DEBIAN_FASHION, ROOT, answered, jupyterlab
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from labkit import assignment, netron
-from labkit.assignment import ASSIGNMENT
-from labkit.netron import CHROMIUM_FLAGS, find_chromium, free_port
+from labkit.course import assignment
+from labkit.course.assignment import ASSIGNMENT
+from labkit.deploy import netron
+from labkit.deploy.netron import CHROMIUM_FLAGS, find_chromium, free_port
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(find_chromium() is None, reason="Chromium not installed")]

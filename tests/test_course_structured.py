@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import idx_folder
 
-from labkit import cli, tflite
+from labkit.deploy import tflite
+from labkit.models.torch_models import FashionClassifier
 from labkit.records import load_records, sha256_of
-from labkit.torch_models import FashionClassifier
+from labkit.run import cli
 
 
 def course_state_dict(path: Path, classes: int = 3) -> Path:

@@ -10,7 +10,6 @@ import pytest
 from conftest import DEBIAN_FASHION, SHARED_PETS, needs, write_idx
 
 from labkit import LabkitError
-from labkit.cli import main
 from labkit.data import (
     fashion_mnist,
     load_fashion_mnist,
@@ -21,6 +20,7 @@ from labkit.data import (
     torch_loader,
     train_validation_split,
 )
+from labkit.run.cli import main
 
 
 def test_idx_round_trip(idx_dir):

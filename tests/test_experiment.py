@@ -6,7 +6,7 @@ import pytest
 @pytest.mark.parametrize("steps", [1, 5, 100])
 def test_warmup_cosine_rises_to_its_peak_then_falls_to_zero_by_the_last_step(steps):
     import labkit  # noqa: F401  (legacy Keras before TensorFlow)
-    from labkit.keras_models import warmup_cosine
+    from labkit.models.keras_models import warmup_cosine
 
     rate = warmup_cosine(3e-3, steps)
     rates = [float(rate(step)) for step in range(steps + 1)]

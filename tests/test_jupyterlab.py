@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, jupyterlab
 
-from labkit import netron
+from labkit.deploy import netron
 
 
 @pytest.mark.server

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from labkit.metrics import classification_metrics, confusion_matrix, write_metrics
+from labkit.results.metrics import classification_metrics, confusion_matrix, write_metrics
 
 
 def random_scores(n=500, classes=10, seed=0, never_predicted=(3,)):

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from labkit import netron
+from labkit.deploy import netron
 
 
 @pytest.fixture

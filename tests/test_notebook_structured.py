@@ -7,8 +7,9 @@ import json
 import onnx
 import pytest
 
-from labkit import recovery, tflite
-from labkit.netron import find_chromium
+from labkit.deploy import tflite
+from labkit.deploy.netron import find_chromium
+from labkit.models import recovery
 from labkit.records import load_records
 
 
@@ -133,7 +134,7 @@ def test_the_report_and_summary_compare_the_pruners(tiny_lab):
 
 
 def test_a_quick_looks_summary_says_first_that_its_verdicts_are_not_the_methods(tiny_lab, tmp_path):
-    from labkit import summary
+    from labkit.results import summary
 
     results = tiny_lab["results"]
     readme = summary.write_summary(load_records(results), results, tmp_path / "summary", tmp_path / "models", [],

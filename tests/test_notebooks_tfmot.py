@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_PETS, TINY_LAB, needs, notebook_tasks, steady
 
-from labkit import compress, recovery, runner
+from labkit.methods import compress
+from labkit.models import recovery
 from labkit.records import load_records
+from labkit.run import runner
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit import experiment, runner
 from labkit.errors import LabkitError
-from labkit.keras_models import top_block_layers
+from labkit.methods import experiment
+from labkit.models.keras_models import top_block_layers
+from labkit.run import runner
 
 
 def mobilenet_weights(path: Path, size: int = 32) -> Path:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labkit import answers, pruners
-from labkit.evaluate import write_predictions
 from labkit.records import digest
+from labkit.results import answers, pruners
+from labkit.results.evaluate import write_predictions
 
 LABELS = np.arange(1000) % 10
 

@@ -21,10 +21,11 @@ from conftest import ROOT, TINY_KERAS_LAB, steady, tiny_lab_options
 from test_robustness import files_state, needs_fashion, wait_for
 from test_tracking import complete, runs_in
 
-from labkit import records, runner, tracking
+from labkit import records
 from labkit.data.fashion_mnist import FILES
 from labkit.errors import LabkitError
-from labkit.ray_backend import connect, critical_path, units_for
+from labkit.run import runner, tracking
+from labkit.run.ray_backend import connect, critical_path, units_for
 
 LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}  # loopback, token auth on
 CLUSTERED = ["clustered-2-fp32", "clustered-4-fp32", "clustered-8-fp32"]

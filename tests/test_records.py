@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, idx_folder, write_idx
 
-from labkit import LabkitError, records, runner, user_files
+from labkit import LabkitError, records
 from labkit.data import describe
+from labkit.models import user_files
 from labkit.records import KERAS, Context
+from labkit.run import runner
 
 
 def context(train_samples: int = 600, sha: str = "a" * 64) -> Context:

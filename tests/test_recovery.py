@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from conftest import idx_folder
 
-from labkit import LabkitError, experiment, recovery
-from labkit.evaluate import load_correct
+from labkit import LabkitError
+from labkit.methods import experiment
+from labkit.models import recovery
+from labkit.results.evaluate import load_correct
 
 
 def run(rule: recovery.Rule, accuracies: list[float]) -> recovery.Curve:
@@ -123,7 +125,7 @@ def test_a_pytorch_fine_tuning_keeps_its_best_check_and_the_control_its_weights_
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from labkit import torch_models
+    from labkit.models import torch_models
 
     torch.manual_seed(0)
     images, labels = torch.rand(48, 1, 28, 28), torch.randint(0, 10, (48,))

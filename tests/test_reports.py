@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from labkit.netron import CHROMIUM_FLAGS, find_chromium
+from labkit.deploy.netron import CHROMIUM_FLAGS, find_chromium
 from labkit.records import load_records
 
 COMMITTED = ROOT / "summaries" / "l03_pruning_clustering"

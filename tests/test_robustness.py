@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import DEBIAN_FASHION, ROOT
 
-from labkit import LabkitError, tflite
+from labkit import LabkitError
 from labkit.data import fashion_mnist, load_fashion_mnist
-from labkit.keras_models import load_model
+from labkit.deploy import tflite
+from labkit.models.keras_models import load_model
 
 TINY = ["--test-dataset-fraction", "0.05", "-p", "train_samples=300"]
 TINY_KERAS = [*TINY, "-p", "base_epochs=1", "-p", "fine_tune_epochs=1"]

@@ -3,9 +3,9 @@
 import pytest
 
 from labkit import LabkitError
-from labkit.cli import main
 from labkit.parameters import parse_params
-from labkit.runner import jobs_for, plan_tasks, seeds_of
+from labkit.run.cli import main
+from labkit.run.runner import jobs_for, plan_tasks, seeds_of
 
 
 def test_all_expands_to_every_course_variant():
@@ -106,14 +106,14 @@ def test_cli_rejects_bad_input_before_running(argv, message, capsys):
 
 
 def test_elapsed_time_keeps_its_hours():
-    from labkit.runner import clock
+    from labkit.run.runner import clock
 
     assert clock(425.9) == "07:05" and clock(5200) == "1:26:40"
 
 
 def test_a_quick_look_takes_less_data_fewer_variants_and_a_folder_of_its_own(monkeypatch, tmp_path):
     """--scale quick, planned through the real run with the notebooks' executions left out."""
-    from labkit import runner
+    from labkit.run import runner
 
     ran = []
     monkeypatch.setattr(runner, "execute", lambda job, force, log: ran.append(job))

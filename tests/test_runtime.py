@@ -5,8 +5,10 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from labkit import LabkitError, answers, speed, tflite
-from labkit.export import to_tflite
+from labkit import LabkitError
+from labkit.deploy import tflite
+from labkit.deploy.export import to_tflite
+from labkit.results import answers, speed
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,9 @@ def test_interleaved_timings_name_each_runtime(model):
 def test_onnx_runtime_and_pytorch_timings_name_theirs(tmp_path):
     import torch
 
-    from labkit import onnxrt, torch_models
-    from labkit.export import to_onnx
+    from labkit.deploy import onnxrt
+    from labkit.deploy.export import to_onnx
+    from labkit.models import torch_models
 
     model, sample = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4)), torch.zeros(1, 1, 4, 4)
     session = onnxrt.load(to_onnx(model, sample, tmp_path / "m.onnx"))

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from labkit import LabkitError, report, seeds, stats
+from labkit import LabkitError
 from labkit.records import KERAS, Context
+from labkit.results import report, seeds, stats
 
 
 def record(name, accuracy, delta=None, p=1.0, half=0.2):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from labkit import stats
+from labkit.results import stats
 
 
 def test_wilson_interval_matches_the_closed_form():

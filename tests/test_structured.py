@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import LabkitError, structured, torch_models
-from labkit.export import parity, to_onnx, torch_to_tflite
+from labkit import LabkitError
+from labkit.deploy.export import parity, to_onnx, torch_to_tflite
+from labkit.methods import structured
+from labkit.models import torch_models
 
 
 def test_classifier_shapes_and_logits():
@@ -83,8 +85,8 @@ def test_exports_agree_with_torch(tmp_path):
 def test_the_tflite_export_takes_any_batch_and_keeps_its_file_when_the_rewrite_would_change_it(tmp_path):
     import litert_torch
 
-    from labkit import tflite
-    from labkit.export import dynamic_batch
+    from labkit.deploy import tflite
+    from labkit.deploy.export import dynamic_batch
 
     torch.manual_seed(0)
     model, sample = torch_models.FashionClassifier(channels=(4, 4, 4), hidden=16).eval(), torch.zeros(1, 1, 28, 28)

@@ -1,6 +1,6 @@
 """The lab summary's own parts: wall times of the run's seeds, tables without 'nan'."""
 
-from labkit import report, summary
+from labkit.results import report, summary
 
 
 def test_each_seeds_wall_time_is_the_sum_of_its_notebooks(tmp_path):

@@ -9,8 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from labkit import LabkitError, size, tflite
-from labkit.export import to_int8_tflite, to_tflite
+from labkit import LabkitError
+from labkit.deploy import size, tflite
+from labkit.deploy.export import to_int8_tflite, to_tflite
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import LabkitError, structured, torch_models, tp_pruning
+from labkit import LabkitError
 from labkit.data import torch_loader
+from labkit.methods import structured, tp_pruning
+from labkit.models import torch_models
 
 SAMPLE = torch.zeros(1, 1, 28, 28)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import DEBIAN_FASHION, TINY_LAB, needs, notebook_tasks
 
-from labkit import records, runner, tracking
-from labkit.netron import free_port
+from labkit import records
+from labkit.deploy.netron import free_port
+from labkit.run import runner, tracking
 
 # The Keras notebooks' tiny scale: TINY_LAB less the structured notebook's parameters, which a run of Keras tasks
 # refuses as unknown.

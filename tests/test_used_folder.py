@@ -14,7 +14,8 @@ import pytest
 from conftest import ROOT, idx_folder, write_idx
 from test_user_files import tiny_keras
 
-from labkit import cli, parameters, records, runner
+from labkit import parameters, records
+from labkit.run import cli, runner
 
 TINY = {"base_epochs": 1, "fine_tune_epochs": 1}
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import idx_folder, steady
 from PIL import Image
 
-from labkit import cli, runner
 from labkit import records as records_
 from labkit.data import describe, load_dataset, recognise
 from labkit.errors import LabkitError
 from labkit.records import load_records
+from labkit.run import cli, runner
 
 TINY = {"train_samples": 120, "base_epochs": 1, "fine_tune_epochs": 1, "batch_size": 32}
 
@@ -168,7 +168,8 @@ def test_idx_files_train_the_lab_base_end_to_end(tmp_path):
 def test_every_keras_format_loads_and_its_input_shape_fits_the_data(tmp_path, keras_file):
     import tensorflow as tf
 
-    from labkit import experiment, model_inputs
+    from labkit.methods import experiment
+    from labkit.models import model_inputs
 
     model = model_inputs.load_classifier(keras_file)
     model.save(tmp_path / "model.keras")

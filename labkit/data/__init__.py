@@ -1,5 +1,7 @@
 """Datasets of the lab: Fashion-MNIST (default), Oxford-IIIT Pet, and the user's own image folders and IDX files,
-plus their input pipelines."""
+plus their input pipelines.
+
+The first stage of the lab: it may import the shared basics at labkit's top only."""
 
 from __future__ import annotations
 

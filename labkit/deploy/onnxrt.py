@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from labkit.deploy.tflite import Batch1Call, cpu, time_call
 from labkit.errors import LabkitError
-from labkit.tflite import Batch1Call, cpu, time_call
 
 
 def load(path: Path):

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from labkit import size, stats, tflite
+from labkit.deploy import size, tflite
 from labkit.files import atomic_write_bytes, write_json
-from labkit.metrics import classification_metrics, confusion_matrix, write_metrics
 from labkit.records import record_path
+from labkit.results import stats
+from labkit.results.metrics import classification_metrics, confusion_matrix, write_metrics
 
 
 def method_of(name: str) -> str:

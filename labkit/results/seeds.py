@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit import paths, report, stats
+from labkit import paths
 from labkit.records import check_across_seeds, check_one_run, load_records
+from labkit.results import report, stats
 
 Record = dict[str, Any]
 

@@ -3,7 +3,7 @@ runtime.
 
 Each notebook times its variants minutes apart; the summary times every model again, interleaved, on LiteRT's
 default XNNPACK delegate and on its built-in kernels, so drift hits all models alike and each figure names its
-runtime (see labkit.tflite). A change is called only when its interval excludes 1 and it is at least 5 %.
+runtime (see labkit.deploy.tflite). A change is called only when its interval excludes 1 and it is at least 5 %.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labkit import stats, tflite
+from labkit.deploy import tflite
+from labkit.results import stats
 
 Record = dict[str, Any]
 

@@ -19,7 +19,7 @@ from nbconvert.preprocessors import Preprocessor
 
 from labkit.files import atomic_write_text
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 LIVE_VIEW = "live-view"  # the tag of cells whose output needs the running kernel
 MARKER = re.compile(r"^[ \t]*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)[ \t]*(\n|$)", re.MULTILINE)
 

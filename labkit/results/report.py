@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
 
-from labkit import stats, tflite
+from labkit.deploy import tflite
+from labkit.results import stats
 
 Record = dict[str, Any]
 METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]

@@ -19,7 +19,7 @@ COURSE_OUTPUTS = ("backup_model", "final_model", "onnx_model", "tflite_model")
 
 def check_keras_model(path: str, classes: int, dataset: str, image_size: int) -> None:
     """The user's Keras classifier loads, takes images, and has one output per class of the dataset."""
-    from labkit import model_inputs
+    from labkit.models import model_inputs
 
     model_inputs.check_keras_path(path)
     model = model_inputs.load_classifier(path)
@@ -30,7 +30,7 @@ def check_keras_model(path: str, classes: int, dataset: str, image_size: int) ->
 def check_course_classifier(path: str, classes: int) -> None:
     """A state dict for --input-model must load into the course's classifier (at any layer widths) with one output
     per class."""
-    from labkit.torch_models import load_classifier
+    from labkit.models.torch_models import load_classifier
 
     if not Path(path).is_file():
         raise LabkitError(f"--input-model {path} does not exist: pass the state dict of the course's classifier")

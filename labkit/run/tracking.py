@@ -30,7 +30,7 @@ import labkit
 from labkit.files import read_json
 from labkit.paths import shown
 from labkit.records import Record, digest, family, load_records, read_record
-from labkit.stats import MARGIN_PP
+from labkit.results.stats import MARGIN_PP
 
 STORE = "mlflow"  # the default store's folder in the results folder
 RECORD_TAG, KEY_TAG = "labkit.record", "labkit.key"
@@ -108,7 +108,7 @@ class Tracker:
         """Log the lab summary on the parent run: each variant's numbers over the seeds (see summary_metrics) and
         the summary's files (its README, pictures and HTML reports)."""
         def step() -> None:
-            from labkit import seeds as runs
+            from labkit.results import seeds as runs
 
             client = _client(self.uri)
             numbers = summary_metrics(runs.load(results_dir, seeds), margin_pp)
@@ -254,7 +254,7 @@ def summary_metrics(records: list[Record], margin_pp: float) -> dict[str, float]
     """Per variant of the summary (records combined over the seeds): accuracy and its spread over the seeds, zipped
     size reduction, batch-1 latency, and the test against its control: Δ with its 95 % interval, Holm-corrected p
     and whether it is within the non-inferiority margin (1 or 0). Named `<variant>/<number>`."""
-    from labkit import report
+    from labkit.results import report
 
     tests, numbers = report.tested(records, margin_pp), {}
     for r in records:
@@ -274,7 +274,7 @@ def summary_metrics(records: list[Record], margin_pp: float) -> dict[str, float]
 def summary_files(summary_dir: Path) -> list[tuple[Path, str]]:
     """The files the last summary wrote in its folder (its README, pictures and HTML reports), each with the
     artifact folder it goes to on the parent run."""
-    from labkit.summary import MANIFEST
+    from labkit.results.summary import MANIFEST
 
     manifest = Path(summary_dir) / MANIFEST
     listed = read_json(manifest)["files"] if manifest.is_file() else []

@@ -89,7 +89,7 @@ def dynamic_batch(path: Path, model, sample) -> bool:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from labkit import tflite
+    from labkit.deploy import tflite
 
     original = Path(path).read_bytes()
     flatbuffer = flatbuffer_utils.read_model_from_bytearray(bytearray(original))
@@ -131,7 +131,7 @@ def parity(model, onnx_path: Path, tflite_path: Path, batch: np.ndarray, toleran
     """
     import torch
 
-    from labkit import onnxrt, tflite
+    from labkit.deploy import onnxrt, tflite
 
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(batch)).numpy()

@@ -107,7 +107,7 @@ def fitted(model, watch, learning_rate: float) -> None:
 
 def keras_tflite_agree(flatbuffer: bytes, model, images: np.ndarray) -> float:
     """An FP32 TFLite flatbuffer computes what the Keras model does on `images` (float32 input and output)."""
-    from labkit import tflite
+    from labkit.deploy import tflite
 
     if not isinstance(flatbuffer, bytes):
         raise WrongAnswer(f"the TFLite model is a {type(flatbuffer).__name__}, not the converter's bytes")
@@ -120,14 +120,14 @@ def keras_tflite_agree(flatbuffer: bytes, model, images: np.ndarray) -> float:
 
 def tflite_classes(path: Path, images: np.ndarray) -> np.ndarray:
     """The class a TFLite model predicts for each image, as the lab's interpreter runs it."""
-    from labkit import tflite
+    from labkit.deploy import tflite
 
     return tflite.predict(tflite.load(path), images).argmax(axis=1)
 
 
 def int8_copy(model, calibration: np.ndarray) -> Path:
     """An INT8-quantized TFLite file of a Keras model (int8 input and output), in a temporary folder."""
-    from labkit.export import to_int8_tflite
+    from labkit.deploy.export import to_int8_tflite
 
     path = Path(tempfile.mkdtemp(prefix="labkit-check-")) / "int8.tflite"
     to_int8_tflite(model, calibration, path)
@@ -201,7 +201,7 @@ def onnx_agrees(path: Path, model, images: np.ndarray) -> float:
     """An ONNX file computes what the PyTorch model does on a batch of NCHW `images` (batch dimension dynamic)."""
     import torch
 
-    from labkit import onnxrt
+    from labkit.deploy import onnxrt
 
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(images)).numpy()
@@ -217,7 +217,7 @@ def torch_tflite_agree(path: Path, model, images: np.ndarray) -> float:
     """A TFLite file computes what the PyTorch model does on NCHW `images` (float32 input and output)."""
     import torch
 
-    from labkit import tflite
+    from labkit.deploy import tflite
 
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(images)).numpy()

@@ -2,7 +2,7 @@
 which method wins and by how much.
 
 Quality is always the change against the matched-budget control, with its interval and corrected test
-(labkit.stats); "which method wins" names the smallest model within the non-inferiority margin and argues only
+(labkit.results.stats); "which method wins" names the smallest model within the non-inferiority margin and argues only
 from variants that are within it.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import pruners, report, seeds, speed, stats
-from labkit.speed import Speed
+from labkit.results import pruners, report, seeds, speed, stats
+from labkit.results.speed import Speed
 
 Record = dict[str, Any]
 
@@ -223,7 +223,7 @@ def _speed_and_structure(records: list[Record], tests: dict[str, dict[str, Any]]
 
 def answer_pruners(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
     """Does the structured pruner matter? At each sparsity the pruners leave the same widths, so the same speed: each
-    Torch-Pruning variant's paired difference from NNI's (records with `vs_pruner`: labkit.pruners), with its
+    Torch-Pruning variant's paired difference from NNI's (records with `vs_pruner`: labkit.results.pruners), with its
     interval and corrected test, its speed against NNI's, and both against their common control."""
     compared = [r for r in records if r.get("vs_pruner")]
     if not compared:
@@ -268,7 +268,7 @@ def _pruner_verdict(compared: list[Record]) -> str:
 
 def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, str]:
     """The lab's questions and their answers, in markdown: the course's four, and whether the structured pruner
-    matters when both libraries ran (records compared by labkit.pruners.with_comparisons)."""
+    matters when both libraries ran (records compared by labkit.results.pruners.with_comparisons)."""
     found = {
         "How do quantization, pruning and clustering compare on quality and speed?":
             answer_quality_and_speed(records, margin_pp),

@@ -1,4 +1,4 @@
-"""The lab summary: its README in the course's shape (the answers of labkit.answers, every table, each variant's
+"""The lab summary: its README in the course's shape (the answers of labkit.results.answers, every table, each variant's
 metrics and confusion matrix, the structured-pruning stages, the model files), and the folder it is written to."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import answers, pruners, report, seeds, speed, stats
 from labkit.files import atomic_write_text, read_json, write_json
 from labkit.records import made_by
-from labkit.scale import note as scale_note
+from labkit.results import answers, pruners, report, seeds, speed, stats
+from labkit.results.scale import note as scale_note
 
 Record = dict[str, Any]
 
@@ -118,7 +118,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's);
     executed_on says where the seeds' notebooks ran when that was not here (e.g. "on a local Ray instance: ...");
     margin_pp is the non-inferiority margin of the answers and tables; a quick look (`scale`) says at the top that
-    its verdicts are not the methods' (labkit.scale).
+    its verdicts are not the methods' (labkit.results.scale).
     What an earlier summary left in summary_dir is removed first (see `clear`).
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
@@ -222,7 +222,8 @@ def _recovery_section(records: list[Record], images: Path) -> list[str]:
 
 
 def _pruners_section(records: list[Record], images: Path) -> list[str]:
-    """NNI's and Torch-Pruning's variants side by side along the sparsity curve (labkit.pruners), when both ran."""
+    """NNI's and Torch-Pruning's variants side by side along the sparsity curve (labkit.results.pruners), when both
+    ran."""
     if not any(r.get("vs_pruner") for r in records) or "torch-base-fp32" not in {r["name"] for r in records}:
         return []
     images.mkdir(parents=True, exist_ok=True)

@@ -12,14 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from labkit import compress, keras_models, lock, model_inputs, paths, records, recovery, seeds
+from labkit import lock, paths, records
 from labkit.data import Dataset, describe, load_dataset, preprocess, tf_dataset, train_validation_split
+from labkit.deploy.export import to_int8_tflite, to_tflite
 from labkit.errors import LabkitError
-from labkit.evaluate import evaluate_variant
-from labkit.export import to_int8_tflite, to_tflite
 from labkit.files import atomic_write_bytes, read_json, write_json
-from labkit.keras_models import compile_model, load_model, save_model
+from labkit.methods import compress
+from labkit.models import keras_models, model_inputs, recovery
+from labkit.models.keras_models import compile_model, load_model, save_model
 from labkit.records import Context, load_record, read_record
+from labkit.results import seeds
+from labkit.results.evaluate import evaluate_variant
 
 
 @dataclass

@@ -14,16 +14,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from labkit import tracking, user_files
-from labkit.compress import check_clusters, check_sparsity
 from labkit.data import describe
 from labkit.errors import LabkitError, NotWritten
-from labkit.execution import COURSE_OUTPUTS, Job, execute, notebook_parameters, remove_partial_files
 from labkit.lock import hold_folder
+from labkit.methods.compress import check_clusters, check_sparsity
+from labkit.methods.tp_pruning import check_criterion
+from labkit.models import user_files
 from labkit.paths import ROOT, resolve, shown
-from labkit.scale import QUICK, QUICK_TASKS, QUICK_TEST_FRACTION
-from labkit.scale import check as check_scale
-from labkit.tp_pruning import check_criterion
+from labkit.results.scale import QUICK, QUICK_TASKS, QUICK_TEST_FRACTION
+from labkit.results.scale import check as check_scale
+from labkit.run import tracking
+from labkit.run.execution import COURSE_OUTPUTS, Job, execute, notebook_parameters, remove_partial_files
 
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
@@ -158,7 +159,9 @@ def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:
 def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int], dataset_sha256: str = "") -> list[Job]:
     """The notebook executions a plan needs: the lab's order per seed, one seed after another, then the summary of
     those seeds."""
-    from labkit.seeds import folder  # here, not at the top: it imports the plotting stack, the runner starts fast
+    from labkit.results.seeds import (
+        folder,  # here, not at the top: it imports the plotting stack, the runner starts fast
+    )
 
     jobs, results_dir = [], resolve(common["results_dir"])
     for seed in seeds:
@@ -194,7 +197,7 @@ def structured_jobs(plan: Plan, parameters: dict[str, Any], where: Path, dataset
 def reported(results_dir: Path, seeds: list[int]) -> list[Path]:
     """The executed notebooks that become HTML reports: the summary's, and those of the run's first seed (the other
     seeds' notebooks run the same code and stay in their folders)."""
-    from labkit.seeds import folder
+    from labkit.results.seeds import folder
 
     folders = [results_dir, folder(results_dir, seeds[0])]
     found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
@@ -209,8 +212,8 @@ def report_names(results_dir: Path, jobs: list[Job], seeds: list[int]) -> list[s
 
 def export_reports(results_dir: Path, seeds: list[int], summary_dir: Path, log) -> list[Path]:
     """Export the reported notebooks to self-contained HTML files in summary_dir, as part of its summary."""
-    from labkit.html import export_html
-    from labkit.summary import claim
+    from labkit.results.html import export_html
+    from labkit.results.summary import claim
 
     written = []
     for notebook in reported(results_dir, seeds):
@@ -242,7 +245,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         course_files: dict[str, str | None] | None = None, log=tqdm.write, ray: str | None = None,
         tracking_uri: str | None = None, track: bool = True, scale: str = "full") -> list[Path]:
     """Execute the notebooks the tasks need, once per seed; return the executed notebooks. Validates everything
-    first, the user's files included (see labkit.user_files).
+    first, the user's files included (see labkit.models.user_files).
 
     The dataset is `dataset`, or recognised from the layout under dataset_root, and described once
     (labkit.data.describe). `model_path` is the user's Keras classifier, the base of the Keras tasks; `course_files`
@@ -253,11 +256,12 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     summary task, the lab summary (over the run's seeds) and HTML reports of the executed notebooks (the first
     seed's) go to summary_path: by default the committed summary for the lab's default run only, `<results>/summary`
     for any other. With `ray` ("local" for a Ray instance started for the run, else a cluster's address) every
-    seed's variants run as Ray tasks (see labkit.ray_backend); the summary follows here. Unless `track` is False,
+    seed's variants run as Ray tasks (see labkit.run.ray_backend); the summary follows here. Unless `track` is False,
     every record becomes an MLflow run right after the notebook that wrote it, under a parent run that gets the
-    summary: at `tracking_uri`, else $MLFLOW_TRACKING_URI, else the results folder's own store (labkit.tracking).
-    `scale` "quick" is a first look (labkit.scale): less data, a short fine-tuning, fewer variants by default, its
-    own results folder, and a summary that says its verdicts are not the methods'; the user's settings still win.
+    summary: at `tracking_uri`, else $MLFLOW_TRACKING_URI, else the results folder's own store (labkit.run.tracking).
+    `scale` "quick" is a first look (labkit.results.scale): less data, a short fine-tuning, fewer variants by
+    default, its own results folder, and a summary that says its verdicts are not the methods'; the user's settings
+    still win.
     """
     quick = check_scale(scale) == "quick"
     course_files = {k: _absolute(v) for k, v in (course_files or {}).items() if v}
@@ -305,7 +309,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
                 job.parameters["reports"] = report_names(results_dir, jobs, seeds)
         start, outputs, on_ray = time.monotonic(), [], None
         if ray is not None and (seed_jobs := [j for j in jobs if j.folder != results_dir]):
-            from labkit.ray_backend import run_on_ray
+            from labkit.run.ray_backend import run_on_ray
 
             on_ray, outputs = run_on_ray(seed_jobs, results_dir, force, ray, log, tracker)
             jobs = [j for j in jobs if j.folder == results_dir]
@@ -356,7 +360,7 @@ def _absolute(path: str | None) -> str | None:
 def produced(results_dir: Path, seeds: list[int], summary_dir: Path | None, variants: list[str]) -> str:
     """The closing table of a run: each seed's variants with their record and files, the reports, the summary."""
     from labkit.records import record_path
-    from labkit.seeds import folder
+    from labkit.results.seeds import folder
 
     lines = [f"results in {results_dir}:"]
     for seed in seeds:

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import onnxrt, recovery, torch_models
-from labkit.evaluate import evaluate_variant
-from labkit.export import torch_to_tflite
+from labkit.deploy import onnxrt
+from labkit.deploy.export import torch_to_tflite
+from labkit.deploy.size import deflation
 from labkit.files import atomic_copy, read_json, write_json
+from labkit.models import recovery, torch_models
 from labkit.records import STALE, Context, Record, differences, load_record
-from labkit.size import deflation
+from labkit.results.evaluate import evaluate_variant
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError, UnitFailed
-from labkit.execution import Job, execute, stale_lines
 from labkit.paths import pythonpath, resolve
 from labkit.records import record_path
-from labkit.tracking import Tracker, job_records
+from labkit.run.execution import Job, execute, stale_lines
+from labkit.run.tracking import Tracker, job_records
 
 KERAS = ("01_clustering", "02_pruning")
 MAX_RETRIES = 3  # a unit whose worker or node dies is run again this many times
@@ -102,7 +102,7 @@ def critical_path(units: list[Unit], seconds: dict[str, float]) -> tuple[float, 
 
 def run_unit(job: Job, rerun: bool, report: bool, setting: dict[str, Any], queue: Any,
              *needed: tuple[str | None, float, str]) -> tuple[str | None, float, str]:
-    """In a Ray worker: execute one unit's notebook and log its records (labkit.tracking) from here; return the
+    """In a Ray worker: execute one unit's notebook and log its records (labkit.run.tracking) from here; return the
     executed notebook (None if skipped), its time, and the tracker's failure ("" when it logged, or was off).
 
     `needed` are the results of the units it runs after; a report unit runs again when any of them ran.
@@ -275,7 +275,7 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
             log(f"done {unit.name} {said} [{_counts(state)}]")
     if failed:
         raise UnitFailed("; ".join(f"{name}: {why}" for name, why in failed.items()))
-    from labkit.execution import remove_partial_files
+    from labkit.run.execution import remove_partial_files
 
     remove_partial_files(results_dir)  # left by the kernel of a lost worker
     total, path = critical_path(units, seconds)

@@ -1,7 +1,7 @@
 """The structured pruners compared: NNI's APoZ and Torch-Pruning's criteria, at the same widths, on the same test
 images, along the sparsity curve.
 
-At one sparsity every pruner leaves the same layer widths (labkit.tp_pruning), so the same parameters, FLOPs and
+At one sparsity every pruner leaves the same layer widths (labkit.methods.tp_pruning), so the same parameters, FLOPs and
 computation: which pruner keeps more accuracy at the same speed-up is a paired comparison of their predictions on
 the same test images, each Torch-Pruning variant against NNI's at its sparsity (bootstrap interval and exact McNemar
 test, Holm-corrected over the run's comparisons; over several seeds, the seeds' t-test, as for the controls).
@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from labkit import report, speed, stats
-from labkit.evaluate import versus
+from labkit.results import report, speed, stats
+from labkit.results.evaluate import versus
 
 Record = dict[str, Any]
 NNI = "NNI APoZ"
@@ -55,7 +55,7 @@ def with_comparisons(records: list[Record], folders: list[Path]) -> list[Record]
 
     One seed: the accuracy difference with its paired bootstrap interval and exact McNemar test, Holm-corrected over
     the comparisons, and a verdict when both agree. Several seeds: the seeds' differences with a t-interval and
-    t-test, Holm-corrected, as the controls' (labkit.stats.seed_family); `per_seed` keeps each seed's test.
+    t-test, Holm-corrected, as the controls' (labkit.results.stats.seed_family); `per_seed` keeps each seed's test.
     """
     pairs = _pairs(records)
     if not pairs:

@@ -1,6 +1,7 @@
 """Notebook executions: one notebook run by papermill with its parameters, into a results folder.
 
-The runner plans them (labkit.runner) and runs them one after another; labkit.ray_backend runs them as Ray tasks.
+The runner plans them (labkit.run.runner) and runs them one after another; labkit.run.ray_backend runs them as Ray
+tasks.
 An executed notebook keeps, in its metadata, the settings it ran with and the keys of the records it left: a later
 execution of the same job is skipped only when both still hold (same settings, records unchanged, and the data,
 base model and libraries their keys name unchanged). Everything else runs the notebook, which recomputes what is

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import recovery
+from labkit.deploy.tflite import Batch1Call, cpu, time_call
 from labkit.errors import LabkitError
 from labkit.files import atomic_write_bytes
+from labkit.models import recovery
 from labkit.progress import tqdm
 from labkit.records import Context, file_identity
-from labkit.tflite import Batch1Call, cpu, time_call
 
 
 class FashionClassifier(nn.Module):

@@ -9,7 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from labkit import assignment, parameters
+from labkit import parameters
+from labkit.course import assignment
 from labkit.errors import LabkitError, NotWritten, UnitFailed
 
 COURSE_FILES = {
@@ -43,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
 
-    from labkit import runner
+    from labkit.run import runner
 
     signal.signal(signal.SIGTERM, _stop)  # `kill` stops a run as cleanly as Ctrl-C
     kept = "the partly executed notebook is kept as *.running.ipynb in the results folder"
@@ -79,8 +80,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from labkit import tracking
     from labkit.lock import hold_folder
+    from labkit.run import tracking
 
     results = Path(args.results).resolve()
     if not results.is_dir():
@@ -98,8 +99,8 @@ def _track(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from labkit import tracking
     from labkit.paths import ROOT
+    from labkit.run import tracking
 
     results = Path(args.results).resolve() if args.results else ROOT / "results" / "fashion-mnist"
     uri, artifacts = tracking.default_store(results)
@@ -122,7 +123,7 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def _task_list() -> str:
-    from labkit.runner import NAMED_TASKS
+    from labkit.run.runner import NAMED_TASKS
 
     return "tasks:\n" + "\n".join(f"  {name:32s} {text}" for name, text in NAMED_TASKS.items())
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from labkit.compress import check_sparsity
 from labkit.errors import LabkitError
+from labkit.methods.compress import check_sparsity
 
 if TYPE_CHECKING:  # torch loads in the notebook kernel, not in the runner that checks task names
     import torch

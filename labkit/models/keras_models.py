@@ -38,7 +38,7 @@ def weights_tag(weights: str | None) -> str:
 def _backbone_weights(weights: str | None) -> str | None:
     if weights in (None, "none", "imagenet"):
         return None if weights in (None, "none") else "imagenet"
-    from labkit.user_files import check_weights
+    from labkit.models.user_files import check_weights
 
     check_weights(weights)
     return str(weights)

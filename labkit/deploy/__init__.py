@@ -1,0 +1,6 @@
+"""Deploying a model to an edge runtime and measuring the file: export (Keras to FP32 or INT8 TFLite, PyTorch to
+ONNX and TFLite), the LiteRT interpreter and its batch-1 timing (tflite), ONNX Runtime (onnxrt), the Netron graph
+views (netron), and the file's size, ZIP deflation and entropy bound (size).
+
+It knows nothing of how a model was made or judged: it may import the shared basics at labkit's top only.
+"""
