@@ -10,7 +10,7 @@ def test_importing_the_stack_after_labkit_prints_nothing():
     code = ("import labkit, torch\n"
             "from nni.compression.pytorch.pruning import ActivationAPoZRankPruner\n"  # imports TensorFlow
             "import tensorflow as tf, tf_keras, litert_torch\n"
-            "from labkit import export, tflite\n"
+            "from labkit.deploy import export, tflite\n"
             "print(tf.constant(2).numpy())\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

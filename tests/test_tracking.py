@@ -148,7 +148,7 @@ def test_logging_to_a_new_store_prints_nothing(tmp_path):
     code = f"""
 import labkit
 from pathlib import Path
-from labkit import tracking
+from labkit.run import tracking
 record = {{"name": "base-fp32", "method": "none", "metrics": {{"accuracy": 0.9}}, "created": "2026-01-02T03:04:05",
           "key": {{"dataset": {{"name": "fashion-mnist"}}, "seed": 42}}}}
 tracker = tracking.tracker_for(Path({str(tmp_path)!r}))
