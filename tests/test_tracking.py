@@ -46,12 +46,18 @@ def carries(run, record: records.Record, where: str = "local") -> None:
     for name, value in numbers.items():
         if not isinstance(value, list):
             assert run.data.metrics[name] == pytest.approx(value), (record["name"], name)
-    assert run.data.metrics["metrics.accuracy"] == record["metrics"]["accuracy"]
-    assert run.data.metrics["size.zipped_bytes"] == record["size"]["zipped_bytes"]
-    assert run.data.metrics["latency.median_ms"] == pytest.approx(record["latency"]["median_ms"])
+    metrics = run.data.metrics  # the headline numbers under the names users search by
+    assert metrics["accuracy"] == record["metrics"]["accuracy"]
+    assert metrics["accuracy_ci_low"] == pytest.approx(record["accuracy_interval"][0])
+    assert metrics["zipped_bytes"] == record["size"]["zipped_bytes"]
+    assert metrics["latency_ms"] == pytest.approx(record["latency"]["median_ms"])
     if record["vs_control"]:
-        for part in ("delta_pp", "low_pp", "high_pp", "p_value"):
-            assert run.data.metrics[f"vs_control.{part}"] == pytest.approx(record["vs_control"][part])
+        for name, part in [("delta_pp", "delta_pp"), ("delta_ci_low_pp", "low_pp"), ("delta_ci_high_pp", "high_pp"),
+                           ("p_value", "p_value")]:
+            assert metrics[name] == pytest.approx(record["vs_control"][part])
+    # the run lasts what its record measured of its making: fine-tuning (when there was one) and evaluation
+    seconds = record.get("fine_tuning", {}).get("seconds", 0) + record["eval_seconds"]
+    assert run.info.end_time - run.info.start_time == round(1000 * seconds) > 0
     key = record["key"]
     params = run.data.params
     assert params["dataset.sha256"] == key["dataset"]["sha256"] and params["seed"] == str(key["seed"])
@@ -159,7 +165,42 @@ with tracking.lab_run(tracker, "fashion-mnist", {{"tasks": ["all"]}}, {{}}, prin
     assert run.returncode == 0, run.stderr[-2000:]
     assert (run.stdout, run.stderr) == ("", "")  # no MLflow table lines, links or warnings
     logged = complete(runs_in(tracking.default_store(tmp_path)[0]))
-    assert [run.data.metrics["metrics.accuracy"] for run in logged.values()] == [0.9]
+    assert [run.data.metrics["accuracy"] for run in logged.values()] == [0.9]
+
+
+def test_headline_numbers_go_by_the_names_users_search_for():
+    record = {"name": "pruned-0.5-fp32", "metrics": {"accuracy": 0.91, "top_5": 0.99},
+              "accuracy_interval": [0.90, 0.92],
+              "vs_control": {"control": "control-fp32", "delta_pp": -0.3, "low_pp": -0.6, "high_pp": 0.0,
+                             "a_only": 12, "b_only": 42, "p_value": 0.01},
+              "size": {"zipped_bytes": 1000, "times_smaller": 1.6}, "latency": {"median_ms": 0.02, "iqr_ms": 0.001},
+              "stages": {"pruned": {"flops": 5}}, "eval_seconds": 1.5}
+    numbers, _ = tracking.measurements(record)
+    assert numbers == {"accuracy": 0.91, "top_5": 0.99, "accuracy_ci_low": 0.90, "accuracy_ci_high": 0.92,
+                       "delta_pp": -0.3, "delta_ci_low_pp": -0.6, "delta_ci_high_pp": 0.0, "p_value": 0.01,
+                       "only_variant_correct": 12, "only_control_correct": 42, "zipped_bytes": 1000,
+                       "times_smaller": 1.6, "latency_ms": 0.02, "latency_iqr_ms": 0.001, "stages.pruned.flops": 5,
+                       "eval_seconds": 1.5}
+
+
+def test_a_database_store_keeps_artifacts_beside_the_results_not_in_the_callers_folder(tmp_path, monkeypatch):
+    results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
+    results.mkdir()
+    elsewhere.mkdir()
+    (results / "base-fp32.json").write_text("{}")
+    record = {"name": "base-fp32", "method": "none", "metrics": {"accuracy": 0.9}, "created": "2026-01-02T03:04:05",
+              "eval_seconds": 2.0, "fine_tuning": {"steps": 10, "seconds": 60.0},
+              "key": {"dataset": {"name": "fashion-mnist"}, "seed": 42}}
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'tracker.db'}")
+    tracker = tracking.tracker_for(results)
+    assert tracker.log(results, [record]) == 1, tracker.failed
+    (run,) = runs_in(tracker.uri)
+    assert run.info.artifact_uri.startswith((results / "mlflow" / "artifacts").as_uri())
+    assert artifact_names(tracker.uri, run) == {"base-fp32.json"}
+    assert not (elsewhere / "mlruns").exists()
+    assert run.info.end_time - run.info.start_time == 62_000  # fine-tuning and evaluation, ending at `created`
+    assert tracking.tracker_for(results, "http://tracker.example:5000").artifacts is None  # the server decides
 
 
 class Server:

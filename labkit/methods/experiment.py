@@ -335,7 +335,7 @@ def control_variant(exp: Experiment, base, ref: dict, tuning: FineTuning, force:
     model = compress.copy_model(base)
     curve = fine_tune(model, exp, replace(longer, rule=longer.rule.to_the_maximum()), keep=kept.keep,
                       desc="control: fine-tuning")
-    judged = recovery.Curve(longer.rule, curve.steps, curve.accuracy)
+    judged = curve.under(longer.rule)
     return measure(exp, name, model, ref, params, force=True, key=exp.context.key(params),
                    fine_tuned=judged.as_record())  # still recovering, by the variants' patience: base unconverged
 

@@ -11,6 +11,7 @@ at step n is compared with the control after n steps too.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,17 +62,27 @@ class Rule:
 @dataclass
 class Curve:
     """Validation accuracy after each number of fine-tuning steps under one rule; step 0 is right after
-    compression. The kept weights are those of the last check that gained more than the rule's minimum."""
+    compression. The kept weights are those of the last check that gained more than the rule's minimum.
+    `seconds` is the wall time from the first check to the last: what the fine-tuning cost."""
 
     rule: Rule
     steps: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    _first: float | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, step: int, accuracy: float) -> bool:
         """Record one check; True when it gains on every earlier one (its weights are the ones to keep)."""
+        now = time.monotonic()
+        self._first = now if self._first is None else self._first
+        self.seconds = now - self._first
         self.steps.append(int(step))
         self.accuracy.append(float(accuracy))
         return self.best == len(self.steps) - 1
+
+    def under(self, rule: Rule) -> Curve:
+        """The same checks judged by another rule: the control's trajectory by its variants' patience."""
+        return Curve(rule, self.steps, self.accuracy, self.seconds)
 
     @property
     def best(self) -> int:
@@ -106,7 +117,7 @@ class Curve:
         """What a variant's record keeps: the rule, the curve, the steps its kept weights had, and why it stopped."""
         return {"rule": self.rule.as_record(), "curve": {"steps": self.steps, "val_accuracy": self.accuracy},
                 "steps": self.best_step, "stopped": "plateau" if self.stalled() else "maximum",
-                "still_recovering": self.still_recovering()}
+                "still_recovering": self.still_recovering(), "seconds": round(self.seconds, 1)}
 
 
 def keras_watch(rule: Rule, x_val: np.ndarray, y_val: np.ndarray, keep: Callable[[int, Any], None] | None = None,

@@ -1,10 +1,13 @@
 """Experiment tracking: every variant record an MLflow run, the runs of one lab run under one parent run.
 
 Each record becomes one run right after the notebook that wrote it: its key (data, selection, seed, base, settings,
-libraries) as parameters, every number it holds as metrics, tags that say what it is and where it ran, and its
-files as artifacts. The lab summary goes on the parent run. Without configuration the runs go to a local store in
-the results folder (`<results>/mlflow/`: an SQLite database with the artifacts beside it); MLFLOW_TRACKING_URI or
---tracking-uri send them to any tracking server.
+libraries) as parameters, every number it holds as metrics (the headline ones under the names users search by:
+`accuracy`, `accuracy_ci_low`, `delta_pp`, `zipped_bytes`, `latency_ms`), tags that say what it is and where it
+ran, its files as artifacts, and its fine-tuning and evaluation time as the run's duration. The lab summary goes on
+the parent run. Without configuration the runs go to a local store in the results folder (`<results>/mlflow/`: an
+SQLite database with the artifacts beside it); MLFLOW_TRACKING_URI or --tracking-uri send them to any tracking
+server, or to a database whose new experiments keep their artifacts beside the results too (never in the caller's
+`./mlruns`).
 
 Logging never costs a result. A tracker that is down or refuses costs one warning line and is not tried again in
 that run (MLflow's own retries are bounded to seconds); records and reports are written as always, and
@@ -43,6 +46,14 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development",
                    "mlflow.note.content": "Every variant of the labkit lab as a run, under the lab run that made it."}
 PARAM_LENGTH, NAME_LENGTH = 6000, 250  # MLflow's limits: a parameter's value, a name
 NOT_LOGGED = ("name", "method", "params", "files", "created", "key", "dataset")  # logged as tags, settings, key
+# A record's headline numbers under the names users search for; the other numbers of these groups lose the group's
+# prefix (`size.zipped_bytes` -> `zipped_bytes`), latency's gain `latency_`; every other number keeps its path.
+RENAMED = {"accuracy_interval.low": "accuracy_ci_low", "accuracy_interval.high": "accuracy_ci_high",
+           "vs_control.low_pp": "delta_ci_low_pp", "vs_control.high_pp": "delta_ci_high_pp",
+           "vs_control.a_only": "only_variant_correct", "vs_control.b_only": "only_control_correct",
+           "latency.median_ms": "latency_ms"}
+UNPREFIXED = ("metrics.", "size.", "vs_control.")
+SERVERS = ("http", "https", "databricks")  # tracking URIs whose server decides where artifacts go
 
 
 @dataclass
@@ -149,20 +160,20 @@ class Tracker:
 
     def _log_one(self, folder: Path, record: Record) -> None:
         client, key = _client(self.uri), record["key"]
-        when = _millis(record.get("created"))
         tags = {"method": record["method"], "variant": record["name"], "seed": str(key["seed"]),
                 "dataset": key["dataset"]["name"], "labkit.version": labkit.__version__, "labkit.where": self.where,
                 "labkit.host": socket.gethostname(), KEY_TAG: digest(key)}
         if self.parent:
             tags["mlflow.parentRunId"] = self.parent
-        run = client.create_run(self.experiment(key["dataset"]["name"]), start_time=when, tags=tags,
+        start, end = span(record)
+        run = client.create_run(self.experiment(key["dataset"]["name"]), start_time=start, tags=tags,
                                 run_name=f"{record['name']} · seed {key['seed']}")
         numbers, described = measurements(record)
-        client.log_batch(run.info.run_id, metrics=_metrics(numbers, when), params=_params({**described, **key}))
+        client.log_batch(run.info.run_id, metrics=_metrics(numbers, end), params=_params({**described, **key}))
         for path in artifacts(folder, record):
             client.log_artifact(run.info.run_id, str(path))
         client.set_tag(run.info.run_id, RECORD_TAG, digest(record))  # last: the run is complete
-        client.set_terminated(run.info.run_id, "FINISHED", end_time=when)
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=end)
 
 
 def default_store(results_dir: Path) -> tuple[str, str]:
@@ -173,10 +184,15 @@ def default_store(results_dir: Path) -> tuple[str, str]:
 
 
 def tracker_for(results_dir: Path, uri: str | None = None, where: str = "local") -> Tracker:
-    """Where a run's records are logged: `uri`, else $MLFLOW_TRACKING_URI, else the results folder's local store."""
-    if uri := uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        return Tracker(uri, where=where, results=shown(results_dir))
-    return Tracker(*default_store(results_dir), where=where, results=shown(results_dir))
+    """Where a run's records are logged: `uri`, else $MLFLOW_TRACKING_URI, else the results folder's local store.
+    An experiment the lab creates in a database (not on a tracking server, which keeps artifacts where it is told)
+    keeps its artifacts in `<results>/mlflow/artifacts/`: MLflow's default is `./mlruns` of whatever folder the run
+    started in. An experiment that exists keeps the artifact location it was made with (name yours with
+    MLFLOW_EXPERIMENT_NAME)."""
+    local_uri, local_artifacts = default_store(results_dir)
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or local_uri
+    on_server = uri.partition(":")[0].lower() in SERVERS
+    return Tracker(uri, None if on_server else local_artifacts, where=where, results=shown(results_dir))
 
 
 @contextmanager
@@ -295,10 +311,30 @@ def measurements(record: Record) -> tuple[dict[str, float | list[float]], dict[s
     for name, value in _leaves(measured):
         series = name.startswith("history.") and isinstance(value, list) and all(map(_number, value))
         if ".runtime." not in f".{name}." and (_number(value) or series):
-            numbers[name] = value
+            numbers[metric_name(name)] = value
         elif value not in (None, [], {}):
             described[name] = value
     return numbers, described
+
+
+def metric_name(path: str) -> str:
+    """The metric name of a number at `path` in a record: `metrics.accuracy` -> `accuracy`,
+    `accuracy_interval.low` -> `accuracy_ci_low`, `vs_control.delta_pp` -> `delta_pp`, `size.zipped_bytes` ->
+    `zipped_bytes`, `latency.median_ms` -> `latency_ms`; any other number keeps its path (`stages.pruned.flops`)."""
+    if path in RENAMED:
+        return RENAMED[path]
+    if path.startswith("latency."):
+        return "latency_" + path.removeprefix("latency.")
+    group = next((g for g in UNPREFIXED if path.startswith(g)), "")
+    return path.removeprefix(group)
+
+
+def span(record: Record) -> tuple[int, int]:
+    """A record's run as MLflow times it, start and end in milliseconds: it ends when the record was written and
+    lasts what the record measured of its making, its fine-tuning and its evaluation."""
+    end = _millis(record.get("created"))
+    seconds = (record.get("fine_tuning") or {}).get("seconds", 0.0) + record.get("eval_seconds", 0.0)
+    return end - round(1000 * seconds), end
 
 
 def artifacts(folder: Path, record: Record) -> list[Path]:
