@@ -66,14 +66,14 @@ def tensor_bound_bits(values: np.ndarray) -> float:
     return min(n * bits, n * entropy + len(counts) * bits, n * _binary_entropy(zeros) + (1 - zeros) * n * bits)
 
 
-def weight_tensors(path: Path) -> list[np.ndarray]:
-    """Every constant tensor stored in a .tflite file's buffers, decoded with its dtype."""
+def stored_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Every constant tensor stored in a .tflite file's buffers, by tensor name, decoded with its dtype and shape."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     data = Path(path).read_bytes()
     try:
         model = schema.Model.GetRootAsModel(data, 0)
-        seen, tensors = set(), []
+        seen, tensors = set(), {}
         for g in range(model.SubgraphsLength()):
             graph = model.Subgraphs(g)
             for t in range(graph.TensorsLength()):
@@ -83,11 +83,19 @@ def weight_tensors(path: Path) -> list[np.ndarray]:
                 if index in seen or buffer is None or buffer.DataLength() == 0:
                     continue
                 seen.add(index)
-                dtype = TFLITE_DTYPES.get(tensor.Type(), np.uint8)
-                tensors.append(np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=dtype))
+                values = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=TFLITE_DTYPES.get(tensor.Type(), np.uint8))
+                shape = tuple(tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+                name = (tensor.Name() or b"").decode() or f"buffer {index}"
+                tensors[name if name not in tensors else f"{name} ({index})"] = (
+                    values.reshape(shape) if shape and int(np.prod(shape)) == values.size else values)
     except Exception as err:  # the flatbuffer reader raises assorted errors on a damaged file
         raise LabkitError(f"{path} is not a readable TFLite file ({err}); convert the model again") from err
     return tensors
+
+
+def weight_tensors(path: Path) -> list[np.ndarray]:
+    """Every constant tensor stored in a .tflite file's buffers, decoded with its dtype."""
+    return list(stored_tensors(path).values())
 
 
 def entropy_bound(path: Path, zipped_bytes: int | None = None) -> dict[str, float]:

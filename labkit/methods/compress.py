@@ -102,6 +102,31 @@ def strip(model):
     return tfmot.sparsity.keras.strip_pruning(tfmot.clustering.keras.strip_clustering(model))
 
 
+KEEPS = ("nothing", "zeros", "centroids", "zeros and centroids")
+
+
+def quantize_aware(model, keeps: str = "nothing"):
+    """A copy of a stripped `model` wrapped for quantization-aware training (INT8 weights and activations).
+
+    `keeps` says what of an earlier compression the training must not undo (TFMOT's collaborative optimization):
+    "nothing" is plain QAT, "zeros" PQAT (pruning's zeros stay zero), "centroids" CQAT (clustered weights stay on
+    their centroids), "zeros and centroids" PCQAT. Plain QAT of a clustered or pruned model moves every weight on
+    its own and loses both.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    combine = tfmot.experimental.combine
+    schemes = {"zeros": combine.Default8BitPrunePreserveQuantizeScheme,
+               "centroids": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False),
+               "zeros and centroids": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)}
+    if keeps not in KEEPS:
+        raise LabkitError(f"quantization-aware training cannot keep {keeps!r}: use one of {', '.join(KEEPS)}")
+    annotated = tfmot.quantization.keras.quantize_annotate_model(copy_model(model))
+    if keeps == "nothing":
+        return tfmot.quantization.keras.quantize_apply(annotated)
+    return tfmot.quantization.keras.quantize_apply(annotated, schemes[keeps]())
+
+
 def kernels(model) -> dict[str, np.ndarray]:
     """The kernel (weight matrix) of every layer that has one, by layer name."""
     return {layer.name: layer.kernel.numpy() for layer in model.layers
