@@ -81,8 +81,10 @@ def answer_quality_and_speed(records: list[Record], margin_pp: float = stats.MAR
                   f"from {changes[worst][0]:+.2f} pp ({worst}: {changes[worst][1]}) to {changes[best][0]:+.2f} pp "
                   f"({best}: {changes[best][1]})")
         same = sum(verdict == "no measurable difference" for _, verdict in changes.values())
+        unsettled = sum(verdict == stats.TOO_FEW_SEEDS for _, verdict in changes.values())
+        unsettled = f", {unsettled} with too few seeds to tell" if unsettled else ""
         lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; {same} of {len(group)} "
-                     f"variant(s) with no measurable difference, {len(_within(group, tests))} within the "
+                     f"variant(s) with no measurable difference{unsettled}, {len(_within(group, tests))} within the "
                      f"{margin_pp:g} pp margin; batch-1 TFLite inference "
                      f"{speed.words(speeds)} its FP32 base{_builtin_speed(method, group, speeds, records)}.")
     return "\n".join(lines) + (f"\n\n{said}" if lines and (said := seeds.scope(records)) else "")

@@ -147,8 +147,10 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
             parts += [f"Seeds: {n} ({', '.join(map(str, base['by_seed']['seeds']))}); each seed trained its own "
                       "base, control and variants. Numbers are means over the seeds; a difference from the control "
                       "is the mean of the seeds' differences, with a t-interval and t-test over the seeds (Holm-"
-                      "corrected over the variants), and a verdict names a direction when both agree. Pictures and "
-                      f"models shown: seed {base['by_seed']['seeds'][0]}.", ""]
+                      "corrected over the variants), and a verdict names a direction when both agree; where it names "
+                      "none, \"no measurable difference\" needs the interval within the margin, and an interval "
+                      "reaching past it says \"too few seeds to tell\" (more seeds, `--seeds`, narrow it). Pictures "
+                      f"and models shown: seed {base['by_seed']['seeds'][0]}.", ""]
     if (torch_base := named.get("torch-base-fp32")) and torch_base["params"].get("input_model"):
         parts += [f"PyTorch base: the state dict `{torch_base['params']['input_model']}` (--input-model), used as "
                   "it is.", ""]
