@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from labkit.records import digest
-from labkit.results import answers, pruners
+from labkit.results import answers, pruners, stats
 from labkit.results.evaluate import write_predictions
 
 LABELS = np.arange(1000) % 10
@@ -94,6 +94,17 @@ def test_no_difference_is_said_with_its_width(curve):
     compared = pruners.with_comparisons(records[:3], [folder])
     assert "**No measurable difference between the pruners**" in answers.answer_pruners(compared)
     assert answers.answer_pruners(records) == ""  # nothing compared: no answer, and no question in the summary
+
+
+def test_pruners_the_seeds_cannot_tell_apart_are_not_called_the_same(curve):
+    folder, records = curve
+    compared = pruners.with_comparisons(records[:3], [folder])
+    for r in compared:
+        if r.get("vs_pruner"):  # as three seeds left it: no direction, an interval past the margin
+            r["vs_pruner"] = {**r["vs_pruner"], "verdict": stats.TOO_FEW_SEEDS, "low_pp": -2.53, "high_pp": 2.80}
+    text = answers.answer_pruners(compared)
+    assert "**Too few seeds to tell the pruners apart**" in text and "±2.80 pp" in text
+    assert "No measurable difference between the pruners" not in text
 
 
 def test_a_curve_keeps_only_the_records_of_its_control(curve):

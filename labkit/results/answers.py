@@ -257,6 +257,10 @@ def _pruner_verdict(compared: list[Record]) -> str:
     worse = [r["name"] for r in compared if r["vs_pruner"]["verdict"] == "worse"]
     if not better and not worse:
         widest = max(max(-r["vs_pruner"]["low_pp"], r["vs_pruner"]["high_pp"]) for r in compared)
+        if any(r["vs_pruner"]["verdict"] == stats.TOO_FEW_SEEDS for r in compared):
+            return (f"**Too few seeds to tell the pruners apart**: no Torch-Pruning variant kept measurably more or "
+                    f"less accuracy than NNI's at the same widths, but the seeds' intervals reach ±{widest:.2f} pp "
+                    "(the widest above): more seeds (`--seeds`) narrow them.")
         return (f"**No measurable difference between the pruners**: no Torch-Pruning variant kept measurably more or "
                 f"less accuracy than NNI's at the same widths; on this model and test set the pruner does "
                 f"not matter beyond ±{widest:.2f} pp (the widest interval above).")
