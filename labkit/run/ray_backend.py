@@ -255,14 +255,11 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
             unit = named[ref]
             try:
                 output, seconds[unit.name], failure = ray.get(ref)
-            except ray.exceptions.RayTaskError as err:
+            except ray.exceptions.RayError as err:
+                # an upstream failure reaches its dependents too, and may be reported before the upstream's own
+                upstream = [n for n in unit.after if state[n] == "failed" or _failed(refs[n])]
                 state[unit.name] = "failed"
-                failed[unit.name] = _reason(unit, err.cause, [n for n in unit.after if state[n] == "failed"])
-                log(f"failed {unit.name}: {failed[unit.name]} [{_counts(state)}]")
-                continue
-            except ray.exceptions.RayError as err:  # lost more often than it is retried
-                state[unit.name] = "failed"
-                failed[unit.name] = f"lost its worker {MAX_RETRIES + 1} times ({type(err).__name__})"
+                failed[unit.name] = _reason(unit, err, upstream)
                 log(f"failed {unit.name}: {failed[unit.name]} [{_counts(state)}]")
                 continue
             state[unit.name] = "done"
@@ -274,7 +271,7 @@ def _follow(units: list[Unit], force: bool, run: str, results_dir: Path, models:
             said = f"in {seconds[unit.name]:.0f} s" if output else "already done, skipped"
             log(f"done {unit.name} {said} [{_counts(state)}]")
     if failed:
-        raise UnitFailed("; ".join(f"{name}: {why}" for name, why in failed.items()))
+        raise UnitFailed("; ".join(f"{name}: {failed[name]}" for name in refs if name in failed))
     from labkit.run.execution import remove_partial_files
 
     remove_partial_files(results_dir)  # left by the kernel of a lost worker
@@ -288,9 +285,27 @@ def _counts(state: dict[str, str]) -> str:
     return ", ".join(f"{values.count(s)} {s}" for s in ("done", "running", "waiting", "failed") if values.count(s))
 
 
-def _reason(unit: Unit, cause: BaseException | None, upstream: list[str]) -> str:
+def _failed(ref: Any) -> bool:
+    """Whether a unit's result is an error already (it is, for the upstream of a unit that failed through it)."""
+    import ray
+
+    if not ray.wait([ref], timeout=0)[0]:
+        return False
+    try:
+        ray.get(ref)
+    except ray.exceptions.RayError:
+        return True
+    return False
+
+
+def _reason(unit: Unit, err: BaseException, upstream: list[str]) -> str:
+    import ray
+
     if upstream:
         return f"not run, it needs {', '.join(upstream)}"
+    if not isinstance(err, ray.exceptions.RayTaskError):  # lost more often than it is retried
+        return f"lost its worker {MAX_RETRIES + 1} times ({type(err).__name__})"
+    cause = err.cause
     if isinstance(cause, LabkitError):
         return str(cause)
     what = str(cause) if isinstance(cause, UnitFailed) else f"{type(cause).__name__}: {cause}"
