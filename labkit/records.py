@@ -165,13 +165,18 @@ def load_record(results_dir: Path, name: str, key: dict[str, Any], force: bool =
     return None
 
 
+# The lab's methods in the order its tables and pictures show them (labkit.results.evaluate.method_of names them)
+METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "QAT", "clustering+QAT",
+           "pruning+QAT", "pruning+clustering+QAT", "structured pruning"]
+
+
 def load_records(results_dir: Path) -> list[Record]:
     """Every variant record in a results folder, base first, then by method and name."""
     records = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
     records = [r for r in records if "name" in r and "metrics" in r]
-    order = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
-    return sorted(records, key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
-                                          r["params"].get("clusters", 0), r["params"].get("sparsity", 0), r["name"]))
+    return sorted(records, key=lambda r: (METHODS.index(r["method"]) if r["method"] in METHODS else 99,
+                                          r["params"].get("clusters") or 0, r["params"].get("sparsity") or 0,
+                                          r["name"]))
 
 
 def made_by(record: Record, seeds: list[int] | None = None) -> dict[str, str]:

@@ -7,11 +7,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_PETS, TINY_LAB, needs, notebook_tasks, steady
+from conftest import SHARED_PETS, TINY_LAB, TINY_TASKS, needs, notebook_tasks, steady
 
+from labkit.deploy import preservation
 from labkit.methods import compress
 from labkit.models import recovery
-from labkit.records import load_records
+from labkit.records import digest, load_records
 from labkit.run import runner
 
 
@@ -50,7 +51,7 @@ def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
     results = fashion_run[0]
     records = load_records(results)
     assert steady(r["name"] for r in records) == {"base-fp32", "torch-base-fp32", "torch-control-fp32", "control-fp32",
-                                                  *runner.plan_tasks(["all"]).variant_names()}
+                                                  *runner.plan_tasks(TINY_TASKS).variant_names()}
     for r in records:
         for name in r["files"]:
             assert (results / name).is_file(), name
@@ -79,6 +80,26 @@ def test_every_compressed_variant_is_tested_against_the_control_after_as_many_st
         assert low <= r["metrics"]["accuracy"] <= high
         if name != "quantized-int8":  # post-training quantization has no fine-tuning
             assert 0 <= r["accuracy_before_fine_tuning"] <= 1
+
+
+def test_collaborative_variants_keep_the_zeros_and_centroids_in_their_int8_files(fashion_run):
+    results = fashion_run[0]
+    records = {r["name"]: r for r in load_records(results)}
+    cases = [("pruned-0.5-clustered-16-pcqat-int8", "pruned-0.5-clustered-16-fp32", "pruning+clustering+QAT", 0.5),
+             ("clustered-16-cqat-int8", "clustered-16-fp32", "clustering+QAT", 0.0)]
+    for name, parent, method, sparsity in cases:
+        r, kept = records[name], records[name]["preservation"]
+        assert r["method"] == method and r["params"]["parent_key"] == digest(records[parent]["key"])
+        assert kept["kernels"] == preservation.figures(results / f"{name}.tflite")  # read from the INT8 file
+        assert kept["lost"] == [] and set(kept["compressed_layers"]) == set(kept["kernels"])
+        assert all(k["distinct_per_channel"] <= 16 and k["zero_share"] >= sparsity - 0.005
+                   for k in kept["kernels"].values())
+        tuned = r["fine_tuning"]
+        assert tuned["steps"] == records[parent]["fine_tuning"]["steps"] + tuned["quantization_aware"]["steps"]
+        assert r["size"]["raw_bytes"] < records[parent]["size"]["raw_bytes"] / 3  # INT8 against FP32
+    executed = json.loads((results / "notebooks" / "02_pruning.ipynb").read_text())
+    shown = [o for c in executed["cells"] if c.get("id") == "deploy-plain" for o in c["outputs"]]
+    assert "plain QAT" in "".join(shown[0]["data"]["text/html"])  # the notebook's argument for the preserving scheme
 
 
 def test_zip_sizes_are_the_files_on_disk(fashion_run):

@@ -113,6 +113,18 @@ def test_units_split_per_variant_after_the_base_unit():
                                                   "seed-42/03_structured_pruning"])
 
 
+def test_a_collaborative_unit_runs_with_its_pruned_parent_and_after_a_parent_made_in_01():
+    plan = runner.plan_tasks(["clustered-2-fp32", "clustered-16-cqat-int8", "pruned-0.2-fp32", "pruned-0.5-pqat-int8",
+                              "qat-int8"])
+    units = {u.name: u for u in units_for(runner.jobs_for(plan, {"results_dir": "r", "models_dir": "m"}, [42]))}
+    first, half = "seed-42/02_pruning.pruned-0.2-fp32", "seed-42/02_pruning.pruned-0.5-fp32"
+    assert units[first].job.variants == ["pruned-0.2-fp32", "clustered-16-cqat-int8", "qat-int8"]
+    assert units[half].job.variants == ["pruned-0.5-fp32", "pruned-0.5-pqat-int8"]
+    assert units[half].job.parameters["deployed"] == ["pruned-0.5-pqat-int8"]
+    assert "seed-42/01_clustering.clustered-16-fp32" in units[first].after  # CQAT waits for its parent
+    assert "seed-42/01_clustering.clustered-16-fp32" not in units[half].after
+
+
 class SlowRay(types.SimpleNamespace):
     """A stand-in for Ray whose local node times out `slow` times, and whose init sets its own SIGTERM handler as
     Ray's does. Importing the real one here would fix its settings for the tests after this one."""

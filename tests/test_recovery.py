@@ -87,12 +87,13 @@ def tuned(tmp_path_factory) -> dict:
             "variant": variant}
 
 
-def test_the_control_keeps_its_weights_at_every_check_of_twice_the_maximum(tuned):
-    tuning, control = tuned["tuning"], tuned["control"]
+def test_the_control_keeps_its_weights_at_every_check_of_the_longest_chain(tuned):
+    tuning, control = tuned["tuning"], tuned["control"]  # prune, cluster, then QAT: three maxima
     tuned_steps = control["fine_tuning"]["curve"]["steps"]
-    assert tuned_steps[0] == 0 and tuned_steps[-1] == 2 * tuning.rule.max_steps
+    assert tuned_steps[0] == 0 and tuned_steps[-1] == 3 * tuning.rule.max_steps == experiment.CONTROL_TIMES * (
+        tuning.rule.max_steps)
     assert experiment.snapshots(tuned["exp"]).steps() == tuned_steps
-    assert control["params"]["trajectory_steps"] == 2 * tuning.rule.max_steps
+    assert control["params"]["trajectory_steps"] == 3 * tuning.rule.max_steps
 
 
 def test_a_variant_is_compared_with_the_control_after_as_many_steps(tuned):

@@ -25,10 +25,13 @@ def test_summary_answers_the_four_questions_from_the_records(tiny_lab):
                      "Which method dominates"):
         assert question in readme
     records = {r["name"]: r for r in load_records(tiny_lab["results"])}
-    for name in ("clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5"):
+    for name in ("clustered-16-fp32", "pruned-0.5-fp32", "structured-0.5", "pruned-0.5-clustered-16-pcqat-int8"):
         assert f"**{name}**" in readme
         assert f"**{records[name]['size']['times_smaller']:.2f}×**" in readme
     assert "Layer weight shapes before and after pruning" in readme and "remain/total" in readme
+    assert "**pruning+clustering+QAT**: mean deflation" in readme  # ZIP deflation explains the INT8 collaborative
+    for method in ("pruning+clustering+QAT", "clustering+QAT"):  # a row each in "methods at a glance"
+        assert re.search(rf"^\| {re.escape(method)} +\| +1 \|", readme, re.M), method
 
 
 def test_summary_pictures_and_reports_are_beside_it(tiny_lab):

@@ -43,6 +43,28 @@ def test_a_torch_pruning_task_runs_beside_nni_at_its_sparsity():
     assert job.parameters["tp_criteria"] == ["taylor"] and job.output == ""
 
 
+def test_a_collaborative_variant_brings_its_parent_and_runs_in_02():
+    plan = plan_tasks(["pruned-0.4-pqat-int8", "clustered-8-cqat-int8", "pruned-0.5-clustered-16-pcqat-int8",
+                       "qat-int8"])
+    assert (plan.sparsities, plan.clusters, plan.combined) == ([0.4], [8], [0.5, 16])
+    jobs = jobs_for(plan, {"results_dir": "r"}, [42])
+    assert [(job.notebook, job.variants) for job in jobs] == [
+        ("01_clustering", ["clustered-8-fp32"]),  # 01 runs before 02: CQAT's parent is made there
+        ("02_pruning", ["pruned-0.4-fp32", "pruned-0.5-clustered-16-fp32", "pruned-0.4-pqat-int8",
+                        "clustered-8-cqat-int8", "pruned-0.5-clustered-16-pcqat-int8", "qat-int8"])]
+    assert jobs[1].parameters["deployed"] == plan.deployed
+    alone = jobs_for(plan_tasks(["qat-int8"]), {"results_dir": "r"}, [42])
+    assert [(job.notebook, job.parameters["sparsities"]) for job in alone] == [("02_pruning", [0.5])]  # its demo
+
+
+@pytest.mark.parametrize("task, why", [("clustered-1-cqat-int8", "cluster count 1"),
+                                       ("pruned-1.5-pqat-int8", "sparsity 1.5"),
+                                       ("pruned-0.5-cqat-int8", "unknown task")])
+def test_a_bad_collaborative_task_is_one_line_before_anything_runs(task, why):
+    with pytest.raises(LabkitError, match=why):
+        plan_tasks([task])
+
+
 def test_each_seed_runs_the_lab_in_its_own_folder_then_one_summary():
     jobs = jobs_for(plan_tasks(["clustered-2-fp32", "structured-0.5", "summary"]), {"results_dir": "r"}, [7, 8])
     assert [(job.notebook, job.folder.name, job.parameters.get("seed")) for job in jobs] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def to_int8_tflite(model, representative: np.ndarray, path: Path | None = None) 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    with native_stderr_closed():  # the calibrator prints its settings ("fully_quantize: 0, ...") from C++
+    with native_stderr_closed(), warnings.catch_warnings():  # the calibrator prints its settings from C++
+        # asks for input statistics only a frozen graph needs: a Keras model's ranges come from `representative`
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
     if path:
         atomic_write_bytes(Path(path), flatbuffer)

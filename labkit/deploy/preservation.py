@@ -30,23 +30,30 @@ def kernel_figures(kernel: np.ndarray) -> dict[str, Any]:
             "zero_share": float(np.mean(kernel == 0)), "size": int(kernel.size)}
 
 
+def layer_name(tensor: str) -> str:
+    """The Keras layer a TFLite kernel tensor comes from: `model/quant_dense_1/MatMul;…` → `dense_1` (the converter
+    names a tensor by the ops fused into it, the first one first; QAT wraps each layer as `quant_<name>`)."""
+    parts = tensor.split(";")[0].split("/")
+    return (parts[1] if len(parts) > 2 else parts[0]).removeprefix("quant_")
+
+
 def figures(path: Path) -> dict[str, dict[str, Any]]:
-    """kernel_figures for every int8 kernel of a .tflite file."""
-    return {name: kernel_figures(kernel) for name, kernel in int8_kernels(path).items()}
+    """kernel_figures for every int8 kernel of a .tflite file, by the name of the layer it comes from."""
+    return {layer_name(name): kernel_figures(kernel) for name, kernel in int8_kernels(path).items()}
 
 
 def lost(kernels: dict[str, dict[str, Any]], clusters: int | None = None, sparsity: float | None = None,
          only: list[str] | None = None) -> list[str]:
     """What the kernels did not keep, one phrase each (empty when all is kept): more than `clusters` distinct values
-    in a channel, or a smaller share of zeros than `sparsity`. `only` names the kernels that were compressed
-    (substrings of the tensor names, which TFLite derives from the layer names); default all.
+    in a channel, or a smaller share of zeros than `sparsity`. `only` names the layers that were compressed;
+    default all.
 
     Pruning zeroes the weights of each kernel, so its share is checked per kernel; half a percent below it is
     allowed, for kernels whose size does not split evenly.
     """
     problems = []
     for name, kernel in kernels.items():
-        if only is not None and not any(layer in name for layer in only):
+        if only is not None and name not in only:
             continue
         if clusters is not None and kernel["distinct_per_channel"] > clusters:
             problems.append(f"{name}: {kernel['distinct_per_channel']} distinct values in a channel (> {clusters})")

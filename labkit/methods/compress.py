@@ -127,6 +127,18 @@ def quantize_aware(model, keeps: str = "nothing"):
     return tfmot.quantization.keras.quantize_apply(annotated, schemes[keeps]())
 
 
+def calibrate(qat, images: np.ndarray) -> None:
+    """Set a quantization-aware model's INT8 ranges from `images`, as its first training step would, and nothing
+    else: until then the input's range is [0, 0], every image rounds to zero and its accuracy is chance, which is
+    not what the quantization costs. One forward pass in training mode sets the ranges; every other weight (batch
+    normalization's statistics among them) is put back."""
+    ranges = ("_min:0", "_max:0", "optimizer_step:0")
+    others = [(w, w.numpy()) for w in qat.weights if not w.name.endswith(ranges)]
+    qat(images, training=True)
+    for weight, value in others:
+        weight.assign(value)
+
+
 def kernels(model) -> dict[str, np.ndarray]:
     """The kernel (weight matrix) of every layer that has one, by layer name."""
     return {layer.name: layer.kernel.numpy() for layer in model.layers

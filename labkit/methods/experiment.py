@@ -184,6 +184,9 @@ def _weights_note(path: Path) -> str:
     return note.read_text() if note.is_file() else "unknown"
 
 
+CONTROL_TIMES = 3  # the control's trajectory, in variants' maxima: prune, cluster, then QAT (PCQAT) fine-tune 3 times
+
+
 @dataclass(frozen=True)
 class FineTuning:
     """How every variant and its control are fine-tuned: Adam at a constant `learning_rate` on the experiment's
@@ -287,9 +290,31 @@ def measure(exp: Experiment, name: str, model, reference: dict | None, params: d
         extra["fine_tuning"] = fine_tuned
     if fine_tuned is not None and control is not None:  # not forced: its key holds the control's digest
         control = control_at(exp, reference, control, fine_tuned["steps"])
+    if model is not None and name.startswith(("clustered-", "pruned-")):
+        keep_model(exp, name, key, model)
     return evaluate_variant(name, path, exp.x_test, exp.y_test, exp.data.class_names, exp.results_dir,
                             reference, params, compress.kernel_stats(model, wrapped), extra,
                             control["name"] if control else None, key)
+
+
+def _model_path(exp: Experiment, name: str, key: dict[str, Any]) -> Path:
+    return exp.results_dir / "keras" / f"{name}.{records.digest(key)}.keras"
+
+
+def keep_model(exp: Experiment, name: str, key: dict[str, Any], model) -> Path:
+    """Keep a compressed variant's stripped Keras model beside its record, named by the record's key: the start of
+    the quantization-aware training that keeps its zeros or centroids (labkit.methods.collaborative). A model kept
+    for another key of the same variant is removed."""
+    path = _model_path(exp, name, key)
+    for old in path.parent.glob(f"{name}.*.keras"):
+        old.unlink(missing_ok=True)
+    return save_model(model, path)
+
+
+def kept_model(exp: Experiment, record: dict[str, Any]):
+    """The stripped Keras model kept with `record` (keep_model), or None when the record was made without one."""
+    path = _model_path(exp, record["name"], record["key"])
+    return load_model(path) if path.is_file() else None
 
 
 def clustering_params(clusters: int, tuning: FineTuning) -> dict[str, Any]:
@@ -319,14 +344,15 @@ def snapshots(exp: Experiment) -> recovery.Snapshots:
 
 def control_variant(exp: Experiment, base, ref: dict, tuning: FineTuning, force: bool = False) -> dict[str, Any]:
     """The control: the base fine-tuned exactly as the variants are (same batches, rate and checks), without
-    compression, for twice the variants' maximum (prune-then-cluster fine-tunes twice), keeping its weights at
-    every check. Its record is the control at its own best check: how much the base still had to learn.
+    compression, for three times the variants' maximum (prune, cluster, then quantization-aware training: PCQAT
+    fine-tunes three times), keeping its weights at every check. Its record is the control at its own best check:
+    how much the base still had to learn.
 
     Fine-tuning is extra training the base never had; against the base, a variant would be credited with what
     that training bought. Against the control after as many steps (control_at), the difference is the
     compression's alone.
     """
-    longer = tuning.longer(2)  # prune-then-cluster fine-tunes twice
+    longer = tuning.longer(CONTROL_TIMES)
     name, params = "control-fp32", {**tuning.params(), "trajectory_steps": longer.rule.max_steps}
     if record := load_record(exp.results_dir, name, exp.context.key(params), force):
         return record

@@ -19,7 +19,9 @@ from labkit.results.speed import Speed
 Record = dict[str, Any]
 
 
-TFMOT_METHODS = ["quantization", "clustering", "pruning", "pruning+clustering"]
+TFMOT_METHODS = ["quantization", "clustering", "pruning", "pruning+clustering", "QAT", "clustering+QAT", "pruning+QAT",
+                 "pruning+clustering+QAT"]
+INT8 = ("quantization", "QAT", "clustering+QAT", "pruning+QAT", "pruning+clustering+QAT")  # their files are INT8
 
 
 def _by_name(records: list[Record]) -> dict[str, Record]:
@@ -93,7 +95,7 @@ def answer_quality_and_speed(records: list[Record], margin_pp: float = stats.MAR
 def _builtin_speed(method: str, group: list[Record], speeds: list[Speed], records: list[Record]) -> str:
     """For INT8, the same comparison on LiteRT's built-in kernels beside XNNPACK's, and why they disagree."""
     base = _base_of(group[0], _by_name(records))
-    if method != "quantization" or not all("latency_builtin" in r for r in (base, *group)):
+    if method not in INT8 or not all("latency_builtin" in r for r in (base, *group)):
         return ""
     builtin = [speed.speed_factor(r, base, "latency_builtin") for r in group]
     text = f" with XNNPACK (LiteRT's default), and {speed.words(builtin)} it with the built-in kernels"
@@ -136,6 +138,12 @@ def answer_deflation(records: list[Record]) -> str:
                             "DEFLATE removes most"),
              "pruning": "runs of zero bytes compress well, but the surviving weights stay random FP32",
              "pruning+clustering": "zeros and a small codebook together: the most redundancy",
+             "QAT": "INT8 trained quantization-aware: as dense as post-training INT8",
+             "clustering+QAT": ("INT8 weights on at most k values per channel: a byte alphabet of k letters, which "
+                                "DEFLATE's Huffman codes write in about log2(k) bits each"),
+             "pruning+QAT": "INT8 with a share of zero bytes kept by PQAT: the zeros deflate, the rest stays dense",
+             "pruning+clustering+QAT": ("INT8, zeros and at most k values per channel: the smallest alphabet and "
+                                        "the longest runs, so the most a zipped INT8 file can shrink"),
              "structured pruning": "a dense, smaller model: little redundancy, the gain is in the raw size"}
     rows = [f"- **{m}**: mean deflation {v:.1f} % ({notes.get(m, '')})" for m, v in mean.items()]
     return text + "\n".join(rows)

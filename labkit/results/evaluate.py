@@ -21,6 +21,9 @@ from labkit.results.metrics import classification_metrics, confusion_matrix, wri
 
 def method_of(name: str) -> str:
     """The compression method a variant name stands for, in the course's naming."""
+    if name.endswith("qat-int8"):  # collaborative optimization: QAT after what the name says came before it
+        return "+".join([m for m, word in (("pruning", "pruned-"), ("clustering", "clustered-")) if word in name]
+                        + ["QAT"])
     if name.startswith("pruned-") and "-clustered-" in name:
         return "pruning+clustering"
     methods = (("base", "none"), ("torch-", "none"), ("control-", "none"), ("clustered-", "clustering"),

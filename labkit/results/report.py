@@ -11,10 +11,10 @@ import seaborn as sns
 from adjustText import adjust_text
 
 from labkit.deploy import tflite
+from labkit.records import METHODS
 from labkit.results import stats
 
 Record = dict[str, Any]
-METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "structured pruning"]
 COLORS = dict(zip(METHODS, sns.color_palette(n_colors=len(METHODS)), strict=True))  # one colour per method, everywhere
 
 
@@ -44,7 +44,7 @@ def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
     """Quality and speed per variant: the five metrics with the accuracy's 95 % interval; the change against the
     matched-budget control with its interval, Holm-corrected p, verdict and whether it is within the margin;
     batch-1 latency."""
-    tests = tested(records, margin_pp)
+    tests, int8_kept = tested(records, margin_pp), any("preservation" in r for r in records)
     rows = []
     for r in records:
         low, high = accuracy_interval(r)
@@ -63,8 +63,28 @@ def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
             "G-mean": r["metrics"]["g_mean"], "top-5": r["metrics"]["top_5"],
             "latency median (ms)": r["latency"]["median_ms"], "latency IQR (ms)": r["latency"]["iqr_ms"],
             **({"latency, built-in kernels (ms)": r["latency_builtin"]["median_ms"]} if "latency_builtin" in r
-               else {})})
+               else {}),
+            **({"INT8 kept": kept_said(r)} if int8_kept else {})})
     return pd.DataFrame(rows).set_index("variant")
+
+
+def kept_said(record: Record) -> str:
+    """What a collaborative-optimization variant's INT8 file kept of its parent's zeros and centroids: "all", or
+    what it lost; empty for other variants."""
+    if not (kept := record.get("preservation")):
+        return ""
+    if record["params"].get("keeps") == "nothing":  # plain QAT: its parent had nothing to keep
+        return "nothing to keep"
+    return "lost: " + "; ".join(kept["lost"]) if kept["lost"] else "all"
+
+
+def preservation_table(files: dict[str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
+    """Per layer, what each INT8 file kept (`files`: label → deploy.preservation.figures): the most distinct int8
+    values in an output channel and the share of zeros, side by side."""
+    columns = {(label, what): {layer: kernel[key] for layer, kernel in kernels.items()}
+               for label, kernels in files.items()
+               for what, key in (("distinct values per channel", "distinct_per_channel"), ("zeros", "zero_share"))}
+    return pd.DataFrame(columns).rename_axis("layer")
 
 
 def fine_tuning_said(record: Record) -> str:
@@ -78,9 +98,13 @@ def fine_tuning_said(record: Record) -> str:
 
 
 def _phases(tuned: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """The recovery curves of one fine-tuning, each with the step it started at (prune-then-cluster has two)."""
+    """The recovery curves of one fine-tuning, each with the step it started at (prune-then-cluster has two, its
+    quantization-aware training a third after them; QAT of the base has one)."""
     if "curve" in tuned:
         return [(0, tuned)]
+    if "quantization_aware" in tuned:
+        parent = tuned["parent"]
+        return [*(_phases(parent) if parent["steps"] else []), (parent["steps"], tuned["quantization_aware"])]
     return [(0, tuned["pruning"]), (tuned["pruning"]["steps"], tuned["clustering"])]
 
 
@@ -128,7 +152,7 @@ def kernel_table(record: Record) -> pd.DataFrame:
 
 def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
     """Accuracy and zipped-size reduction against a swept parameter (cluster count or sparsity)."""
-    rows = sorted((r for r in records if param in r["params"] and r["method"] != "pruning+clustering"),
+    rows = sorted((r for r in records if param in r["params"] and "+" not in r["method"]),  # one method alone
                   key=lambda r: r["params"][param])
     xs = [r["params"][param] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))

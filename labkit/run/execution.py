@@ -25,8 +25,8 @@ NOTEBOOKS = ROOT / "notebooks"
 # Parameters that do not change what a notebook computes: where it writes, what it shows, which variants it lists
 # (a job's variants are named by its records), and the course's output files (always written again).
 UNRECORDED = {"force", "netron_live", "results_dir", "summary_dir", "reports", "executed_on", "clusters",
-              "quantize_int8", "sparsities", "combined", "tp_criteria", "backup_model", "final_model", "onnx_model",
-              "tflite_model"}
+              "quantize_int8", "sparsities", "combined", "deployed", "tp_criteria", "backup_model", "final_model",
+              "onnx_model", "tflite_model"}
 COURSE_OUTPUTS = ("backup_model", "final_model", "onnx_model", "tflite_model")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError, UnitFailed
+from labkit.methods import collaborative
 from labkit.paths import pythonpath, resolve
 from labkit.records import record_path
 from labkit.run.execution import Job, execute, stale_lines
@@ -54,17 +55,22 @@ class Unit:
 
 def split(job: Job) -> list[Job]:
     """A Keras notebook job as jobs of one variant each: 01 per cluster count (INT8 with the first), 02 per sparsity
-    (the pruned-then-clustered variant with the first). A job that does not split is returned as it is."""
+    (the pruned-then-clustered variant with the first, a collaborative-optimization variant with its pruned parent,
+    or with the first when its parent is not one of them). A job that does not split is returned as it is."""
     p = job.parameters
     if job.notebook == "01_clustering":
         parts = [({"clusters": [k], "quantize_int8": p["quantize_int8"] and i == 0},
                   [f"clustered-{k}-fp32"] + (["quantized-int8"] if p["quantize_int8"] and i == 0 else []))
                  for i, k in enumerate(p["clusters"])]
     else:
-        combined = [v for v in job.variants if "-clustered-" in v]
-        parts = [({"sparsities": [s], "combined": p["combined"] if i == 0 else []},
-                  [f"pruned-{s:g}-fp32"] + (combined if i == 0 else []))
-                 for i, s in enumerate(p["sparsities"])]
+        combined = [v for v in job.variants if "-clustered-" in v and not collaborative.is_deployment(v)]
+        pruned = [f"pruned-{s:g}-fp32" for s in p["sparsities"]]
+        parents = {d: collaborative.parse(d).parent for d in p.get("deployed", [])}
+        parts = []
+        for i, s in enumerate(p["sparsities"]):
+            mine = [d for d, up in parents.items() if up == pruned[i] or (i == 0 and up not in pruned)]
+            parts.append(({"sparsities": [s], "combined": p["combined"] if i == 0 else [], "deployed": mine},
+                          [pruned[i], *(combined if i == 0 else []), *mine]))
     if len(parts) < 2:
         return [job]
     return [replace(job, parameters={**p, **changed}, variants=[v for v in names if v in job.variants],
@@ -81,6 +87,9 @@ def units_for(jobs: list[Job]) -> list[Unit]:
             for unit in parts:
                 unit.after = [first] if first else []
                 first = first or unit.name
+            for unit in parts:  # a variant built on a parent another unit makes (CQAT on 01's clustering) waits for it
+                unit.after += [other.name for other in units if not other.report and other.job.folder == folder
+                               and set(other.job.variants) & _parents(unit.job) and other.name not in unit.after]
             units += parts
             if len(parts) > 1:
                 units.append(Unit(job, [u.name for u in parts], report=True))
@@ -89,6 +98,11 @@ def units_for(jobs: list[Job]) -> list[Unit]:
             units.append(Unit(job, previous))  # named by the runner: the last one is the seed's report
             previous = [units[-1].name]
     return units
+
+
+def _parents(job: Job) -> set[str]:
+    """The parents of a job's collaborative-optimization variants."""
+    return {collaborative.parse(v).parent for v in job.variants if collaborative.is_deployment(v)}
 
 
 def critical_path(units: list[Unit], seconds: dict[str, float]) -> tuple[float, list[str]]:

@@ -1,7 +1,9 @@
 """The task runner: the course's task names in, executed notebooks (papermill) and records out.
 
 Tasks: all, clustered-all, pruned-all, clustered-<k>-fp32, pruned-<s>-fp32, quantized-int8,
-pruned-<s>-clustered-<k>-fp32, structured-all, structured-<s>, tp-all, tp-<criterion>-<s>, structured-curve, summary.
+pruned-<s>-clustered-<k>-fp32, qat-int8, pruned-<s>-pqat-int8, clustered-<k>-cqat-int8,
+pruned-<s>-clustered-<k>-pcqat-int8, structured-all, structured-<s>, tp-all, tp-<criterion>-<s>, structured-curve,
+summary.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 from labkit.data import describe
 from labkit.errors import LabkitError, NotWritten
 from labkit.lock import hold_folder
+from labkit.methods import collaborative
 from labkit.methods.compress import check_clusters, check_sparsity
 from labkit.methods.tp_pruning import check_criterion
 from labkit.models import user_files
@@ -30,6 +33,7 @@ SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
 COMBINED = [0.5, 16]
+DEMO_SPARSITY = 0.5  # what 02 prunes step by step when only a variant built on other parents is asked for
 STRUCTURED = [0.25, 0.5, 0.75]  # the sparsity curve of structured pruning, both libraries
 LAB_STRUCTURED = 0.5  # the one structured sparsity of `all` (the course's), shown in the executed 03 notebook
 TP_CRITERIA = ["magnitude", "taylor"]
@@ -43,6 +47,12 @@ NAMED_TASKS = {
     "pruned-<s>-fp32": "magnitude pruning to sparsity s in (0, 1), FP32 TFLite",
     "quantized-int8": "INT8 post-training quantization of the base",
     "pruned-<s>-clustered-<k>-fp32": "pruning then sparsity-preserving clustering",
+    "qat-int8": "quantization-aware training of the base, INT8 TFLite (the control of the preserving paths below)",
+    "pruned-<s>-pqat-int8": "pruned-<s>-fp32, then quantization-aware training that keeps its zeros (PQAT), INT8",
+    "clustered-<k>-cqat-int8": "clustered-<k>-fp32, then quantization-aware training that keeps its centroids "
+                               "(CQAT), INT8",
+    "pruned-<s>-clustered-<k>-pcqat-int8": "pruned-<s>-clustered-<k>-fp32, then quantization-aware training that "
+                                           "keeps both (PCQAT), INT8: TFMOT's deployment tree",
     "structured-all": "structured-<s> for s in " + ", ".join(map(str, STRUCTURED)),
     "structured-<s>": "NNI APoZ structured pruning of the PyTorch CNN to sparsity s, ONNX and TFLite",
     "tp-all": "tp-<c>-<s> for c in " + ", ".join(TP_CRITERIA) + " and s in " + ", ".join(map(str, STRUCTURED)),
@@ -64,6 +74,7 @@ class Plan:
     combined: list[float] = field(default_factory=list)
     structured: list[float] = field(default_factory=list)
     tp: list[tuple[str, float]] = field(default_factory=list)  # (criterion, sparsity); each sparsity in `structured`
+    deployed: list[str] = field(default_factory=list)  # collaborative optimization (02), each parent in the plan
     summary: bool = False
 
     def clustering_names(self) -> list[str]:
@@ -73,7 +84,7 @@ class Plan:
     def pruning_names(self) -> list[str]:
         """Variants of 02_pruning."""
         names = [f"pruned-{s:g}-fp32" for s in self.sparsities]
-        return names + ([combined_name(*self.combined)] if self.combined else [])
+        return names + ([combined_name(*self.combined)] if self.combined else []) + self.deployed
 
     def structured_names(self, sparsity: float) -> list[str]:
         """Variants of one 03_structured_pruning execution: NNI's at `sparsity`, then Torch-Pruning's."""
@@ -129,6 +140,8 @@ def plan_tasks(tasks: list[str]) -> Plan:
             plan.quantize_int8 = True
         elif task == "summary":
             plan.summary = True
+        elif collaborative.is_deployment(task):
+            _plan_deployment(plan, collaborative.parse(task))
         elif m := re.fullmatch(r"clustered-(-?\d+)-fp32", task):
             _add(plan.clusters, check_clusters(int(m[1])))
         elif m := re.fullmatch(r"pruned-(-?[\d.]+)-clustered-(-?\d+)-fp32", task):
@@ -144,6 +157,17 @@ def plan_tasks(tasks: list[str]) -> Plan:
         else:
             raise LabkitError(f"unknown task {task!r}: see `python -m labkit run --help` for the task names")
     return plan
+
+
+def _plan_deployment(plan: Plan, how: collaborative.Deployment) -> None:
+    """Plan a collaborative-optimization variant with its parent, which the notebooks show before it."""
+    if how.sparsity and how.clusters:
+        plan.combined = [how.sparsity, how.clusters]
+    elif how.sparsity:
+        _add(plan.sparsities, how.sparsity)
+    elif how.clusters:
+        _add(plan.clusters, how.clusters)
+    _add(plan.deployed, how.name)
 
 
 def seeds_of(params: dict[str, Any], seeds: list[int] | None) -> list[int]:
@@ -170,8 +194,9 @@ def jobs_for(plan: Plan, common: dict[str, Any], seeds: list[int], dataset_sha25
             jobs.append(Job("01_clustering", {**each, "clusters": plan.clusters or [16],
                                               "quantize_int8": plan.quantize_int8}, names, where, "", dataset_sha256))
         if names := plan.pruning_names():
-            jobs.append(Job("02_pruning", {**each, "sparsities": plan.sparsities or [plan.combined[0]],
-                                           "combined": plan.combined}, names, where, "", dataset_sha256))
+            pruned = plan.sparsities or plan.combined[:1] or [DEMO_SPARSITY]  # 02 prunes one step by step
+            jobs.append(Job("02_pruning", {**each, "sparsities": pruned, "combined": plan.combined,
+                                           "deployed": plan.deployed}, names, where, "", dataset_sha256))
         jobs += structured_jobs(plan, each, where, dataset_sha256)
     if plan.summary:
         jobs.append(Job("04_summary", {**common, "seeds": seeds}, [], results_dir))
