@@ -13,6 +13,7 @@ from labkit.deploy import preservation
 from labkit.methods import compress
 from labkit.models import recovery
 from labkit.records import digest, load_records
+from labkit.results import report
 from labkit.run import runner
 
 
@@ -85,18 +86,22 @@ def test_every_compressed_variant_is_tested_against_the_control_after_as_many_st
 def test_collaborative_variants_keep_the_zeros_and_centroids_in_their_int8_files(fashion_run):
     results = fashion_run[0]
     records = {r["name"]: r for r in load_records(results)}
-    cases = [("pruned-0.5-clustered-16-pcqat-int8", "pruned-0.5-clustered-16-fp32", "pruning+clustering+QAT", 0.5),
-             ("clustered-16-cqat-int8", "clustered-16-fp32", "clustering+QAT", 0.0)]
-    for name, parent, method, sparsity in cases:
+    cases = [("pruned-0.5-clustered-16-pcqat-int8", "pruned-0.5-clustered-16-fp32", "pruning+clustering+QAT", 0.5, 16),
+             ("clustered-16-cqat-int8", "clustered-16-fp32", "clustering+QAT", 0.0, 16),
+             ("pruned-0.5-pqat-int8", "pruned-0.5-fp32", "pruning+QAT", 0.5, None),
+             ("qat-int8", "base-fp32", "QAT", 0.0, None)]
+    for name, parent, method, sparsity, clusters in cases:
         r, kept = records[name], records[name]["preservation"]
         assert r["method"] == method and r["params"]["parent_key"] == digest(records[parent]["key"])
         assert kept["kernels"] == preservation.figures(results / f"{name}.tflite")  # read from the INT8 file
         assert kept["lost"] == [] and set(kept["compressed_layers"]) == set(kept["kernels"])
-        assert all(k["distinct_per_channel"] <= 16 and k["zero_share"] >= sparsity - 0.005
+        assert all(k["zero_share"] >= sparsity - 0.005 and k["distinct_per_channel"] <= (clusters or 256)
                    for k in kept["kernels"].values())
         tuned = r["fine_tuning"]
-        assert tuned["steps"] == records[parent]["fine_tuning"]["steps"] + tuned["quantization_aware"]["steps"]
+        earlier = records[parent].get("fine_tuning", {}).get("steps", 0)  # the base was not fine-tuned
+        assert tuned["steps"] == earlier + tuned["quantization_aware"]["steps"]
         assert r["size"]["raw_bytes"] < records[parent]["size"]["raw_bytes"] / 3  # INT8 against FP32
+    assert report.kept_said(records["qat-int8"]) == "nothing to keep"
     executed = json.loads((results / "notebooks" / "02_pruning.ipynb").read_text())
     shown = [o for c in executed["cells"] if c.get("id") == "deploy-plain" for o in c["outputs"]]
     assert "plain QAT" in "".join(shown[0]["data"]["text/html"])  # the notebook's argument for the preserving scheme

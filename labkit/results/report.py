@@ -81,9 +81,10 @@ def kept_said(record: Record) -> str:
 def preservation_table(files: dict[str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
     """Per layer, what each INT8 file kept (`files`: label → deploy.preservation.figures): the most distinct int8
     values in an output channel and the share of zeros, side by side."""
-    columns = {(label, what): {layer: kernel[key] for layer, kernel in kernels.items()}
-               for label, kernels in files.items()
-               for what, key in (("distinct values per channel", "distinct_per_channel"), ("zeros", "zero_share"))}
+    columns = {}
+    for label, kernels in files.items():
+        columns[(label, "distinct values per channel")] = {n: k["distinct_per_channel"] for n, k in kernels.items()}
+        columns[(label, "zeros (%)")] = {n: round(100 * k["zero_share"], 1) for n, k in kernels.items()}
     return pd.DataFrame(columns).rename_axis("layer")
 
 
@@ -152,7 +153,7 @@ def kernel_table(record: Record) -> pd.DataFrame:
 
 def plot_sweep(records: list[Record], param: str, base: Record, xlabel: str):
     """Accuracy and zipped-size reduction against a swept parameter (cluster count or sparsity)."""
-    rows = sorted((r for r in records if param in r["params"] and "+" not in r["method"]),  # one method alone
+    rows = sorted((r for r in records if param in r["params"] and r["method"] in ("clustering", "pruning")),
                   key=lambda r: r["params"][param])
     xs = [r["params"][param] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
