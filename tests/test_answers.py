@@ -84,6 +84,12 @@ def test_the_winner_is_the_smallest_model_within_the_margin_and_by_how_much():
            "at a cost." in text
 
 
+def test_a_near_tie_in_size_is_not_printed_as_1_0_times_smaller():
+    records = [compared_record("clustered-16-fp32", "clustering", 0.900, 100, -0.6, 0.1, -0.3, 0.2),
+               compared_record("pruned-0.5-fp32", "pruning", 0.901, 102, -0.5, 0.2, -0.2, 0.4)]
+    assert "That is 1.02× smaller zipped than the smallest pruning variant" in answers.answer_dominance(records)
+
+
 def test_the_margin_decides_which_variants_count():
     records = [compared_record("clustered-8-fp32", "clustering", 0.897, 60, -0.6, 0.1, -0.3, 0.2),
                compared_record("pruned-0.5-fp32", "pruning", 0.901, 500, -0.4, 0.2, -0.1, 0.4)]

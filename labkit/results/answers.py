@@ -142,8 +142,8 @@ def answer_deflation(records: list[Record]) -> str:
              "clustering+QAT": ("INT8 weights on at most k values per channel: a byte alphabet of k letters, which "
                                 "DEFLATE's Huffman codes write in about log2(k) bits each"),
              "pruning+QAT": "INT8 with a share of zero bytes kept by PQAT: the zeros deflate, the rest stays dense",
-             "pruning+clustering+QAT": ("INT8, zeros and at most k values per channel: the smallest alphabet and "
-                                        "the longest runs, so the most a zipped INT8 file can shrink"),
+             "pruning+clustering+QAT": ("INT8 on at most k values per channel, zero among them for the pruned "
+                                        "share: still an alphabet of k letters, 0 the most frequent"),
              "structured pruning": "a dense, smaller model: little redundancy, the gain is in the raw size"}
     rows = [f"- **{m}**: mean deflation {v:.1f} % ({notes.get(m, '')})" for m, v in mean.items()]
     return text + "\n".join(rows)
@@ -170,7 +170,8 @@ def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) 
         text += (f"**{winner['method']}** gives the smallest model within it: **{winner['name']}**, "
                  f"{_numbers(winner, tests[winner['name']])}.")
         if others:
-            text += (f" That is {_zipped(others[0]) / _zipped(winner):.1f}× smaller zipped than the smallest "
+            ratio = _zipped(others[0]) / _zipped(winner)  # two decimals where one would print a tie as 1.0
+            text += (f" That is {ratio:.{2 if ratio < 1.1 else 1}f}× smaller zipped than the smallest "
                      f"{others[0]['method']} variant within the margin; each other method's: "
                      + ", ".join(_brief(r, tests[r["name"]]) for r in others) + ".")
         if outside := sorted({r["method"] for r in keras if r["name"] in tests} - set(best) - {"none"}):
