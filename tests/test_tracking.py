@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN_FASHION, TINY_LAB, needs, notebook_tasks
+from conftest import DEBIAN_FASHION, TINY_LAB, TINY_TASKS, needs, notebook_tasks
 
 from labkit import records
 from labkit.deploy.netron import free_port
@@ -100,7 +100,7 @@ def test_a_lab_run_logs_every_record_as_a_run_under_one_parent_with_the_summary(
     # Other tests run the lab again in this folder: each run is a parent run of its own, the lab's logged first.
     parents = sorted((r for r in runs if "mlflow.parentRunId" not in r.data.tags), key=lambda r: r.info.start_time)
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.data.params["tasks"] == "['all']"
+    assert parent.info.status == "FINISHED" and parent.data.params["tasks"] == str(TINY_TASKS)
     found = records.load_records(tiny_lab["results"])
     logged = complete(runs)
     assert len(runs) == len(found) + len(parents) and len(logged) == len(found)
@@ -114,7 +114,7 @@ def test_a_lab_run_logs_every_record_as_a_run_under_one_parent_with_the_summary(
         "clustered-16-fp32.json"}
     assert "structured-0.5-fp32.onnx" in artifact_names(uri, by_name["structured-0.5"])
     assert by_name["base-fp32"].data.params["settings.train_samples"] == "270"
-    assert parent.data.params["tasks"] == "['all']" and parent.data.params["seeds"] == "[42]"
+    assert parent.data.params["tasks"] == str(TINY_TASKS) and parent.data.params["seeds"] == "[42]"
     for record in found:
         assert parent.data.metrics[f"{record['name']}/accuracy"] == record["metrics"]["accuracy"]
     assert "clustered-16-fp32/delta_pp" in parent.data.metrics and "clustered-16-fp32/p_holm" in parent.data.metrics
