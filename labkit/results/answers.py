@@ -13,15 +13,15 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.records import METHODS
 from labkit.results import pruners, report, seeds, speed, stats
 from labkit.results.speed import Speed
 
 Record = dict[str, Any]
 
 
-TFMOT_METHODS = ["quantization", "clustering", "pruning", "pruning+clustering", "QAT", "clustering+QAT", "pruning+QAT",
-                 "pruning+clustering+QAT"]
-INT8 = ("quantization", "QAT", "clustering+QAT", "pruning+QAT", "pruning+clustering+QAT")  # their files are INT8
+TFMOT_METHODS = [m for m in METHODS if m not in ("none", "structured pruning")]  # the Keras base's methods
+INT8 = ["quantization", *(m for m in METHODS if m.endswith("QAT"))]  # their files are INT8
 
 
 def _by_name(records: list[Record]) -> dict[str, Record]:

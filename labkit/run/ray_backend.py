@@ -88,8 +88,9 @@ def units_for(jobs: list[Job]) -> list[Unit]:
                 unit.after = [first] if first else []
                 first = first or unit.name
             for unit in parts:  # a variant built on a parent another unit makes (CQAT on 01's clustering) waits for it
+                parents = _parents(unit.job)
                 unit.after += [other.name for other in units if not other.report and other.job.folder == folder
-                               and set(other.job.variants) & _parents(unit.job) and other.name not in unit.after]
+                               and parents & set(other.job.variants) and other.name not in unit.after]
             units += parts
             if len(parts) > 1:
                 units.append(Unit(job, [u.name for u in parts], report=True))
