@@ -228,10 +228,9 @@ def steady(names) -> set[str]:
     return {name for name in names if not re.fullmatch(r"(torch-)?control-\d+-steps-fp32", name)}
 
 
-# The tiny lab: the whole lab, and TFMOT's collaborative optimization beside it (not yet in `all`): each of its
-# four paths, on the lab's own variants
-TINY_TASKS = ["all", "pruned-0.5-clustered-16-pcqat-int8", "clustered-16-cqat-int8", "pruned-0.5-pqat-int8",
-              "qat-int8"]
+# The tiny lab: the whole lab (CQAT and PCQAT among it), and the two other collaborative-optimization paths beside
+# it, on the lab's own variants
+TINY_TASKS = ["all", "pruned-0.5-pqat-int8", "qat-int8"]
 
 
 def notebook_tasks() -> list[str]:

@@ -12,7 +12,8 @@ def test_all_expands_to_every_course_variant():
     plan = plan_tasks(["all"])
     names = plan.variant_names()
     for name in ("clustered-2-fp32", "clustered-32-fp32", "pruned-0.2-fp32", "pruned-0.5-fp32", "quantized-int8",
-                 "pruned-0.5-clustered-16-fp32", "structured-0.5"):
+                 "pruned-0.5-clustered-16-fp32", "clustered-16-cqat-int8", "pruned-0.5-clustered-16-pcqat-int8",
+                 "structured-0.5"):
         assert name in names
     assert [job.notebook for job in jobs_for(plan, {"results_dir": "r"}, [42])] == [
         "01_clustering", "02_pruning", "03_structured_pruning", "04_summary"]

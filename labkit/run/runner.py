@@ -33,6 +33,7 @@ SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
 CLUSTERS = [2, 4, 8, 16, 32]
 SPARSITIES = [0.2, 0.4, 0.5]
 COMBINED = [0.5, 16]
+DEPLOYED = [collaborative.Deployment(clusters=16), collaborative.Deployment(*COMBINED)]  # `all`'s INT8 (CQAT, PCQAT)
 DEMO_SPARSITY = 0.5  # what 02 prunes step by step when only a variant built on other parents is asked for
 STRUCTURED = [0.25, 0.5, 0.75]  # the sparsity curve of structured pruning, both libraries
 LAB_STRUCTURED = 0.5  # the one structured sparsity of `all` (the course's), shown in the executed 03 notebook
@@ -40,7 +41,8 @@ TP_CRITERIA = ["magnitude", "taylor"]
 SEED = 42  # the notebooks' default seed
 NAMED_TASKS = {
     "all": "every task below at its lab scale (structured pruning of both libraries at 0.5 only: the curve's other "
-           "points are structured-curve), then the summary",
+           "points are structured-curve; of the INT8 training paths, CQAT at 16 clusters and PCQAT at 0.5 and 16), "
+           "then the summary",
     "clustered-all": "clustered-<k>-fp32 for k in " + ", ".join(map(str, CLUSTERS)),
     "pruned-all": "pruned-<s>-fp32 for s in " + ", ".join(map(str, SPARSITIES)),
     "clustered-<k>-fp32": "weight clustering to k clusters (k >= 2), FP32 TFLite",
@@ -97,8 +99,8 @@ class Plan:
 
 def lab_tasks() -> list[str]:
     """What `all` stands for: every notebook task at its lab scale, then the summary."""
-    return ["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED), f"structured-{LAB_STRUCTURED:g}",
-            *(tp_name(c, LAB_STRUCTURED) for c in TP_CRITERIA), "summary"]
+    return ["clustered-all", "quantized-int8", "pruned-all", combined_name(*COMBINED), *(how.name for how in DEPLOYED),
+            f"structured-{LAB_STRUCTURED:g}", *(tp_name(c, LAB_STRUCTURED) for c in TP_CRITERIA), "summary"]
 
 
 def tp_name(criterion: str, sparsity: float) -> str:
