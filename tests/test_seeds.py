@@ -62,6 +62,15 @@ def test_a_direction_needs_the_seeds_to_agree(deltas, p, half):
     assert combined["clustered-2"]["vs_control"]["verdict"] == stats.TOO_FEW_SEEDS
 
 
+def test_the_verdict_over_seeds_is_made_at_the_summarys_margin():
+    # mean 0, sd 0.3 pp: the t-interval ±0.75 pp stays within a 1 pp margin but reaches past a 0.5 pp one
+    deltas = [-0.3, 0.0, 0.3]
+    at = {m: {r["name"]: r for r in seeds.combine(runs(deltas, p=1.0, half=0.1), m)}["clustered-2"]["vs_control"]
+          for m in (1.0, 0.5)}
+    assert at[1.0]["verdict"] == "no measurable difference" and at[0.5]["verdict"] == stats.TOO_FEW_SEEDS
+    assert -1.0 < at[1.0]["low_pp"] < -0.5
+
+
 def test_seeds_whose_own_tests_miss_a_small_loss_call_it_together():
     # five seeds each losing 0.5 pp, none of whose own tests rejects (±0.6 pp intervals, p about 0.1): together
     # they show the loss. Their own error (0.31 pp) stands in for the spread the identical differences lack:

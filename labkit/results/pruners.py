@@ -49,7 +49,7 @@ def _pairs(records: list[Record]) -> list[tuple[Record, Record]]:
     return [(r, nni) for r in structured(records) if (nni := _nni_of(r, named))]
 
 
-def with_comparisons(records: list[Record], folders: list[Path]) -> list[Record]:
+def with_comparisons(records: list[Record], folders: list[Path], margin_pp: float = stats.MARGIN_PP) -> list[Record]:
     """Records whose Torch-Pruning variants carry `vs_pruner`: their paired comparison with NNI's variant at the
     same sparsity, from the predictions kept in each seed's folder (one folder per seed).
 
@@ -62,7 +62,7 @@ def with_comparisons(records: list[Record], folders: list[Path]) -> list[Record]
         return records
     per_seed = {r["name"]: [versus(folder, r["name"], nni["name"]) for folder in folders] for r, nni in pairs}
     if len(folders) > 1:
-        family = stats.seed_family(per_seed)
+        family = stats.seed_family(per_seed, margin_pp)
         tests = {name: {**family[name], "control": seeds[0]["control"], "test": "t-test over seeds", "per_seed": seeds}
                  for name, seeds in per_seed.items()}
     else:

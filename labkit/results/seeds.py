@@ -67,7 +67,7 @@ def _numbers(group: list[dict[str, Any]]) -> dict[str, float]:
     return {k: _mean([d[k] for d in group]) for k in keys}
 
 
-def combine(runs: dict[int, list[Record]]) -> list[Record]:
+def combine(runs: dict[int, list[Record]], margin_pp: float = stats.MARGIN_PP) -> list[Record]:
     """One record per variant recorded under every seed: metrics and sizes averaged over the seeds, the accuracy
     interval the envelope of the seeds' intervals, and the comparison with the control repeated per seed.
 
@@ -113,7 +113,7 @@ def combine(runs: dict[int, list[Record]]) -> list[Record]:
                                      p_holm=[t["p_holm"] for t in per_seed], verdicts=[t["verdict"] for t in per_seed])
         combined.append(record)
     compared = {r["name"]: r["vs_control"] for r in combined if r.get("vs_control")}
-    family = stats.seed_family({name: test["per_seed"] for name, test in compared.items()})
+    family = stats.seed_family({name: test["per_seed"] for name, test in compared.items()}, margin_pp)
     for name, test in compared.items():
         test.update(family[name])  # final: `report.tested` takes it as it is
     return combined
@@ -150,12 +150,12 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def load(results_dir: str | Path, seeds: list[int] | None = None) -> list[Record]:
-    """The records of the given seeds (default: every seed) under results_dir, combined (see `combine`); a one-line
-    error when there are none."""
+def load(results_dir: str | Path, seeds: list[int] | None = None, margin_pp: float = stats.MARGIN_PP) -> list[Record]:
+    """The records of the given seeds (default: every seed) under results_dir, combined (see `combine`: its verdicts
+    over seeds at the summary's margin); a one-line error when there are none."""
     from labkit.errors import LabkitError
 
     if not (runs := load_runs(results_dir, seeds)):
         raise LabkitError(f"no variant records under {results_dir}/seed-*: run `python -m labkit run --tasks all` "
                           "first")
-    return combine(runs)
+    return combine(runs, margin_pp)

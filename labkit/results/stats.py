@@ -162,13 +162,14 @@ def seed_verdict(delta: dict[str, float], p_adjusted: float, margin_pp: float = 
     return found
 
 
-def seed_family(per_seed: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float | str]]:
+def seed_family(per_seed: dict[str, list[dict[str, float]]],
+                margin_pp: float = MARGIN_PP) -> dict[str, dict[str, float | str]]:
     """The comparisons of one run repeated over seeds (each seed's paired test, by variant): each variant's
-    seed_test, its p-value Holm-corrected over the family, and its verdict (seed_verdict)."""
+    seed_test, its p-value Holm-corrected over the family, and its verdict (seed_verdict) at the summary's margin."""
     tests = {name: seed_test([t["delta_pp"] for t in seeds], [standard_error(t) for t in seeds])
              for name, seeds in per_seed.items()}
     for test, p in zip(tests.values(), holm([t["p_value"] for t in tests.values()]), strict=True):
-        test.update(p_holm=p, verdict=seed_verdict(test, p))
+        test.update(p_holm=p, verdict=seed_verdict(test, p, margin_pp))
     return tests
 
 

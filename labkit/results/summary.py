@@ -182,7 +182,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
             body = md.read_text().split("\n", 2)[2].strip()
             parts += [f"### {r['name']}", "", body, "", f"![confusion matrix of {r['name']}]({_copy(png, images)})",
                       ""]
-    parts += _pruners_section(records, images)
+    parts += _pruners_section(records, images, margin_pp)
     for svg in sorted(results_dir.glob("torch-base-fp32-*.svg")):
         parts += [f"Netron: `{svg.stem}`, the PyTorch base", "", f"![{svg.stem}]({_copy(svg, images)})", ""]
     for r in (r for r in records if r["method"] == "structured pruning"):
@@ -223,7 +223,7 @@ def _recovery_section(records: list[Record], images: Path) -> list[str]:
     return parts
 
 
-def _pruners_section(records: list[Record], images: Path) -> list[str]:
+def _pruners_section(records: list[Record], images: Path, margin_pp: float) -> list[str]:
     """NNI's and Torch-Pruning's variants side by side along the sparsity curve (labkit.results.pruners), when both
     ran."""
     if not any(r.get("vs_pruner") for r in records) or "torch-base-fp32" not in {r["name"] for r in records}:
@@ -232,7 +232,7 @@ def _pruners_section(records: list[Record], images: Path) -> list[str]:
     figure = images / "structured-pruners.png"
     pruners.plot_curve(records).savefig(figure, dpi=110)
     return ["## Structured pruners along the sparsity curve", "",
-            report.markdown(pruners.comparison_table(records)), "",
+            report.markdown(pruners.comparison_table(records, margin_pp)), "",
             "![accuracy against speed-up and size, one line per pruner](images/structured-pruners.png)", ""]
 
 
