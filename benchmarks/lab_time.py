@@ -25,7 +25,9 @@ STAGES = {
                       "control-code": "control", "cell-16": STEP, "clustering-answer": STEP, "before-code": STEP,
                       "cell-20": STEP, "cell-22": STEP, "cell-24": "variants"},
     "02_pruning": {"cell-07": "data", "control-code": "control", "cell-09": STEP, "pruning-answer": STEP,
-                   "before-code": STEP, "cell-13": STEP, "cell-15": STEP, "cell-17": "variants", "cell-19": "variants"},
+                   "before-code": STEP, "cell-13": STEP, "cell-15": STEP, "cell-17": "variants", "cell-19": "variants",
+                   "deploy-parent": STEP, "deploy-scheme": STEP, "deploy-convert": STEP, "deploy-plain": STEP,
+                   "deploy-all": "variants"},
     "03_structured_pruning": {
         "cell-07": "data", "cell-09": "base", "cell-10": "evaluation", "pruner-answer": "pruning",
         "compress-answer": "pruning", "speedup-answer": "pruning", "speedup-save": "evaluation",
