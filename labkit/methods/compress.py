@@ -121,10 +121,21 @@ def quantize_aware(model, keeps: str = "nothing"):
                "zeros and centroids": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)}
     if keeps not in KEEPS:
         raise LabkitError(f"quantization-aware training cannot keep {keeps!r}: use one of {', '.join(KEEPS)}")
-    annotated = tfmot.quantization.keras.quantize_annotate_model(copy_model(model))
-    if keeps == "nothing":
-        return tfmot.quantization.keras.quantize_apply(annotated)
-    return tfmot.quantization.keras.quantize_apply(annotated, schemes[keeps]())
+    keras = tfmot.quantization.keras
+    scheme = schemes[keeps]() if keeps != "nothing" else keras.default_8bit.Default8BitQuantizeScheme()
+    try:
+        return keras.quantize_apply(keras.quantize_annotate_model(copy_model(model)), scheme)
+    except RuntimeError as error:  # a layer QAT cannot wrap, e.g. a BatchNormalization not after a convolution
+        if "is not supported" not in str(error):
+            raise
+    # then only the layers TFMOT's 8-bit registry takes train quantization-aware; the others stay float until the
+    # converter quantizes them from the representative dataset, as post-training INT8 does
+    supported = keras.default_8bit.Default8BitQuantizeScheme().get_quantize_registry().supports
+    import tf_keras
+
+    annotated = tf_keras.models.clone_model(copy_model(model), clone_function=lambda layer: (
+        keras.quantize_annotate_layer(layer) if supported(layer) else layer))  # the copy's layers, their weights
+    return keras.quantize_apply(annotated, scheme)
 
 
 def calibrate(qat, images: np.ndarray) -> None:
