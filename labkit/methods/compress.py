@@ -114,15 +114,16 @@ def quantize_aware(model, keeps: str = "nothing"):
     its own and loses both.
     """
     import tensorflow_model_optimization as tfmot
+    import tf_keras
 
-    combine = tfmot.experimental.combine
-    schemes = {"zeros": combine.Default8BitPrunePreserveQuantizeScheme,
+    keras, combine = tfmot.quantization.keras, tfmot.experimental.combine
+    schemes = {"nothing": keras.default_8bit.Default8BitQuantizeScheme,
+               "zeros": combine.Default8BitPrunePreserveQuantizeScheme,
                "centroids": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False),
                "zeros and centroids": lambda: combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)}
     if keeps not in KEEPS:
         raise LabkitError(f"quantization-aware training cannot keep {keeps!r}: use one of {', '.join(KEEPS)}")
-    keras = tfmot.quantization.keras
-    scheme = schemes[keeps]() if keeps != "nothing" else keras.default_8bit.Default8BitQuantizeScheme()
+    scheme = schemes[keeps]()
     try:
         return keras.quantize_apply(keras.quantize_annotate_model(copy_model(model)), scheme)
     except RuntimeError as error:  # a layer QAT cannot wrap, e.g. a BatchNormalization not after a convolution
@@ -130,9 +131,7 @@ def quantize_aware(model, keeps: str = "nothing"):
             raise
     # then only the layers TFMOT's 8-bit registry takes train quantization-aware; the others stay float until the
     # converter quantizes them from the representative dataset, as post-training INT8 does
-    supported = keras.default_8bit.Default8BitQuantizeScheme().get_quantize_registry().supports
-    import tf_keras
-
+    supported = schemes["nothing"]().get_quantize_registry().supports
     annotated = tf_keras.models.clone_model(copy_model(model), clone_function=lambda layer: (
         keras.quantize_annotate_layer(layer) if supported(layer) else layer))  # the copy's layers, their weights
     return keras.quantize_apply(annotated, scheme)
