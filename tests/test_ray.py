@@ -29,6 +29,7 @@ from labkit.run.ray_backend import connect, critical_path, units_for
 
 LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}  # loopback, token auth on
 CLUSTERED = ["clustered-2-fp32", "clustered-4-fp32", "clustered-8-fp32"]
+CLUSTER_TOKEN = secrets.token_hex(32)  # the two-node test cluster's, for the whole session
 
 
 class Run:
@@ -194,10 +195,11 @@ def two_nodes(monkeypatch):
     """A two-node Ray cluster on this machine, one CPU each; the driver joins the head.
 
     Unlike ray.init, Cluster does not make the token that token authentication needs: without one (a fresh
-    machine has no ~/.ray/auth_token) its GCS server exits and the start times out. The test's own token goes
-    to the nodes and the driver through the environment, leaving the user's home alone.
+    machine has no ~/.ray/auth_token) its GCS server exits and the start times out. The session's own token
+    goes to the nodes and the driver through the environment, leaving the user's home alone. One token per test
+    session: Ray reads it once per process, so a second cluster with a new token would refuse this driver.
     """
-    for name, value in {**LOCAL_RAY, "RAY_AUTH_TOKEN": secrets.token_hex(32)}.items():
+    for name, value in {**LOCAL_RAY, "RAY_AUTH_TOKEN": CLUSTER_TOKEN}.items():
         monkeypatch.setenv(name, value)
     from ray.cluster_utils import Cluster
 
