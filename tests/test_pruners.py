@@ -1,5 +1,5 @@
 """The pruners compared from records and kept predictions: the paired test against NNI at the same widths, its
-Holm correction and seeds, the table, the curve and the answer."""
+verdict and seeds, the table, the curve and the answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from labkit.records import digest
-from labkit.results import answers, pruners, stats
+from labkit.results import answers, pruners, verdicts
 from labkit.results.evaluate import write_predictions
 
 LABELS = np.arange(1000) % 10
@@ -46,16 +46,18 @@ def curve(tmp_path):
 
 def test_each_torch_pruning_variant_is_paired_with_nni_at_its_sparsity(curve):
     folder, records = curve
-    compared = {r["name"]: r.get("vs_pruner") for r in pruners.with_comparisons(records, [folder])}
+    with_them = pruners.with_comparisons(records, [folder])
+    compared = {r["name"]: r.get("vs_pruner") for r in with_them}
     assert compared["structured-0.5"] is None and compared["torch-base-fp32"] is None
-    magnitude, taylor = compared["tp-magnitude-0.5"], compared["tp-taylor-0.5"]
+    tests = pruners.pruner_tests(with_them)
+    magnitude, taylor = tests["tp-magnitude-0.5"], tests["tp-taylor-0.5"]
     assert magnitude["control"] == "structured-0.5" and (magnitude["a_only"], magnitude["b_only"]) == (5, 5)
-    assert magnitude["delta_pp"] == 0.0 and magnitude["verdict"] == "no measurable difference"
-    assert taylor["delta_pp"] == pytest.approx(10.0) and taylor["verdict"] == "better"
-    assert magnitude["p_holm"] == pytest.approx(min(1.0, 2 * magnitude["p_value"]))  # Holm over the two comparisons
+    assert magnitude["delta_pp"] == 0.0 and magnitude["verdict"] == verdicts.WITHIN
+    assert taylor["delta_pp"] == pytest.approx(10.0) and taylor["verdict"] == verdicts.BETTER
+    assert taylor["evidence"].startswith("one seed, McNemar p = ")
 
 
-def test_over_seeds_the_comparison_is_the_seeds_t_test(curve, tmp_path):
+def test_over_seeds_the_comparison_is_the_interval_over_the_seeds(curve, tmp_path):
     folder, records = curve
     other = tmp_path / "seed-43"
     other.mkdir()
@@ -64,7 +66,7 @@ def test_over_seeds_the_comparison_is_the_seeds_t_test(curve, tmp_path):
     predictions(other, "tp-taylor-0.5", range(90))
     tests = {r["name"]: r["vs_pruner"] for r in pruners.with_comparisons(records, [folder, other]) if "vs_pruner" in r}
     assert tests["tp-taylor-0.5"]["delta_pp"] == pytest.approx(10.5) and tests["tp-taylor-0.5"]["test"] == \
-        "t-test over seeds"
+        "over seeds"
     assert [t["delta_pp"] for t in tests["tp-magnitude-0.5"]["per_seed"]] == pytest.approx([0.0, 1.0])
 
 
@@ -89,10 +91,10 @@ def test_table_curve_and_answer(curve):
     assert "One seed: this speaks of these trained models" in text  # one folder, one seed
 
 
-def test_no_difference_is_said_with_its_width(curve):
+def test_no_difference_beyond_the_margin_is_said_so(curve):
     folder, records = curve
     compared = pruners.with_comparisons(records[:3], [folder])
-    assert "**No measurable difference between the pruners**" in answers.answer_pruners(compared)
+    assert "**The pruner does not matter beyond the margin**" in answers.answer_pruners(compared)
     assert answers.answer_pruners(records) == ""  # nothing compared: no answer, and no question in the summary
 
 
@@ -100,11 +102,11 @@ def test_pruners_the_seeds_cannot_tell_apart_are_not_called_the_same(curve):
     folder, records = curve
     compared = pruners.with_comparisons(records[:3], [folder])
     for r in compared:
-        if r.get("vs_pruner"):  # as three seeds left it: no direction, an interval past the margin
-            r["vs_pruner"] = {**r["vs_pruner"], "verdict": stats.TOO_FEW_SEEDS, "low_pp": -2.53, "high_pp": 2.80}
+        if r.get("vs_pruner"):  # as three seeds of 2f734a0 left it: an interval holding both 0 and −1 pp
+            r["vs_pruner"] = {**r["vs_pruner"], "low_pp": -2.53, "high_pp": 2.80}
     text = answers.answer_pruners(compared)
-    assert "**Too few seeds to tell the pruners apart**" in text and "±2.80 pp" in text
-    assert "No measurable difference between the pruners" not in text
+    assert "**Undecided**: tp-magnitude-0.5 against NNI's" in text and "(95 % CI -2.53 … +2.80" in text
+    assert "does not matter" not in text
 
 
 def test_a_curve_keeps_only_the_records_of_its_control(curve):

@@ -29,49 +29,49 @@ def test_exact_mcnemar_is_the_binomial_test_of_the_disagreements():
     assert result["p_value"] == pytest.approx(binomtest(1, 10, 0.5).pvalue)
 
 
-def test_holm_against_a_hand_computed_example_and_statsmodels():
-    from statsmodels.stats.multitest import multipletests
-
-    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert stats.holm([]) == []
-    rng = np.random.default_rng(3)
-    for size in (1, 2, 5, 12):
-        p = list(rng.uniform(0, 0.2, size)) + [0.04] * (size > 4)  # ties too
-        assert stats.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]), abs=1e-12)
-
-
 def test_identical_predictions_are_never_different():
     correct = np.random.default_rng(1).random(5000) < 0.9
     delta = stats.paired_delta(correct, correct)
     test = stats.mcnemar_test(correct, correct)
     assert delta == {"delta_pp": 0.0, "low_pp": 0.0, "high_pp": 0.0} and test["p_value"] == 1.0
-    assert stats.verdict(delta, test["p_value"]) == "no measurable difference"
 
 
-def test_a_variant_as_good_as_its_control_is_not_declared_different_over_many_seeds():
-    """Same accuracy, different mistakes: with Holm over 5 variants, a false "better"/"worse" must be rare."""
-    false_calls = 0
-    for seed in range(40):
-        rng = np.random.default_rng(seed)
-        control = rng.random(2000) < 0.9
-        variants = [rng.random(2000) < 0.9 for _ in range(5)]
-        deltas = [stats.paired_delta(v, control, resamples=500, seed=seed) for v in variants]
-        adjusted = stats.holm([stats.mcnemar_test(v, control)["p_value"] for v in variants])
-        false_calls += any(stats.verdict(d, p) != "no measurable difference" for d, p in zip(deltas, adjusted,
-                                                                                              strict=True))
-    assert false_calls <= 4  # the family-wise error rate is held at 5 %
+def test_over_seeds_tested_on_independent_images_the_interval_is_students_t():
+    # no shared images (each seed its own test set): SE² = s²/n and n − 1 degrees of freedom, the textbook t
+    rng = np.random.default_rng(2)
+    seeds = [np.where(rng.random(4000) < 0.05, np.where(rng.random(4000) < 0.4, 1, -1), 0) for _ in range(3)]
+    test = stats.seed_interval(seeds, same_images=False)
+    means = np.array([100 * s.mean() for s in seeds])
+    half = 4.302652729911275 * means.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert test["shared_var_pp2"] == 0.0 and test["delta_pp"] == pytest.approx(means.mean())
+    assert (test["low_pp"], test["high_pp"]) == pytest.approx((means.mean() - half, means.mean() + half))
 
 
-def test_clear_differences_are_called_in_the_right_direction():
-    rng = np.random.default_rng(0)
-    control = rng.random(10_000) < 0.85
-    better = control | (rng.random(10_000) < 0.35)  # fixes about a third of the control's mistakes: +5 pp
-    worse = control & (rng.random(10_000) < 0.94)
-    for variant, expected in ((better, "better"), (worse, "worse")):
-        delta = stats.paired_delta(variant, control)
-        p = stats.holm([stats.mcnemar_test(variant, control)["p_value"]])[0]
-        assert delta["low_pp"] <= delta["delta_pp"] <= delta["high_pp"]
-        assert stats.verdict(delta, p) == expected
+def test_seeds_tested_on_the_same_images_add_their_shared_error():
+    # three seeds that miss the same 80 images and differ on 0-2 more: their spread is tiny, but the test set they
+    # share has its own error, which a t over the seeds alone would leave out
+    rng = np.random.default_rng(4)
+    common = np.zeros(10_000, np.int8)
+    common[rng.choice(10_000, 80, replace=False)] = -1
+    seeds = []
+    for extra in (0, 1, 2):
+        own = common.copy()
+        own[rng.choice(np.flatnonzero(common == 0), extra, replace=False)] = -1
+        seeds.append(own)
+    shared = stats.seed_interval(seeds)
+    alone = stats.seed_interval(seeds, same_images=False)
+    assert shared["shared_var_pp2"] == pytest.approx(0.8 * 0.992 / 10_000 * 100, rel=0.05)  # p(1 − p)/N in pp²
+    assert shared["high_pp"] - shared["low_pp"] > 3 * (alone["high_pp"] - alone["low_pp"])
+    assert shared["low_pp"] < -0.81 < -0.8 < shared["high_pp"]
+
+
+def test_seeds_to_decide_grows_with_the_spread_and_stops_at_the_shared_error():
+    test = {"delta_pp": -0.8, "seeds": 3, "seeds_var_pp2": 0.6, "shared_var_pp2": 0.001}
+    needed = stats.seeds_to_decide(test)
+    assert needed is not None and needed > 3
+    assert stats.seeds_to_decide({**test, "seeds_var_pp2": 2.4}) > needed
+    # the test set alone is wider than the room to either side: no number of seeds decides it
+    assert stats.seeds_to_decide({**test, "seeds_var_pp2": 0.0, "shared_var_pp2": 0.2}) is None
 
 
 def test_bootstrap_is_deterministic_for_a_seed_and_rejects_unpaired_input():

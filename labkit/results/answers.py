@@ -1,20 +1,20 @@
 """The lab's four questions, answered from the variant records: quality and speed, size, ZIP deflation, and
 which method wins and by how much.
 
-Quality is always the change against the matched-budget control, with its interval and corrected test
-(labkit.results.stats); "which method wins" names the smallest model within the non-inferiority margin and argues only
-from variants that are within it.
+Quality is always the change against the matched-budget control, with its interval and the verdict read from it
+(labkit.results.verdicts); the answer comes first (`answer_first`: at most six lines), and "which method wins" argues
+only from variants within the non-inferiority margin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 
 from labkit.records import METHODS
-from labkit.results import pruners, report, seeds, speed, stats
+from labkit.results import pruners, report, seeds, speed, stats, verdicts
 from labkit.results.speed import Speed
 
 Record = dict[str, Any]
@@ -40,27 +40,29 @@ def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], l
             yield method, group, [speed.speed_factor(r, _base_of(r, named)) for r in group]
 
 
-def _change(record: Record, tests: dict[str, dict[str, Any]]) -> tuple[float, str]:
-    """A variant's accuracy change in pp: against its matched-budget control with the test's verdict, or against
-    the base (untested) for a record without a control."""
-    if test := tests.get(record["name"]):
-        return test["delta_pp"], test["verdict"]
-    return record["accuracy_change_pp"], "against the base, untested"
+def _change(record: Record, tests: dict[str, dict[str, Any]]) -> float:
+    """A variant's accuracy change in pp: against its matched-budget control, or against the base (untested) for a
+    record without a control."""
+    return tests[record["name"]]["delta_pp"] if record["name"] in tests else record["accuracy_change_pp"]
 
 
 def _within(group: list[Record], tests: dict[str, dict[str, Any]]) -> list[Record]:
     return [r for r in group if r["name"] in tests and tests[r["name"]]["within_margin"]]
 
 
+def _tally(group: list[Record], tests: dict[str, dict[str, Any]]) -> str:
+    return verdicts.tally([tests[r["name"]]["verdict"] for r in group if r["name"] in tests]) or "untested"
+
+
 def method_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
     """Per method, the range over its variants of accuracy change (against the control), speed-up and zipped-size
-    reduction, and how many of its variants are within the non-inferiority margin."""
+    reduction, their verdicts, and how many of its variants are within the non-inferiority margin."""
     rows, tests = [], report.tested(records, margin_pp)
     for method, group, speeds in _method_groups(records):
-        spans = {"Δ accuracy vs control (pp)": [_change(r, tests)[0] for r in group],
+        spans = {"Δ accuracy vs control (pp)": [_change(r, tests) for r in group],
                  "× faster (batch 1)": [speed[0] for speed in speeds],
                  "× smaller zipped": [r["size"]["times_smaller"] for r in group]}
-        row = {"method": method, "variants": len(group),
+        row = {"method": method, "variants": len(group), "verdicts": _tally(group, tests),
                f"within {margin_pp:g} pp": f"{len(_within(group, tests))} of {len(group)}"}
         for label, values in spans.items():
             row[label] = f"{min(values):.2f}" if len(values) == 1 else f"{min(values):.2f} … {max(values):.2f}"
@@ -71,23 +73,18 @@ def method_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> p
 def answer_quality_and_speed(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
     """Q1: how quantization, pruning and clustering compare on quality and speed.
 
-    Quality is each variant's accuracy change against the control with the same training budget, with the
-    verdict of the Holm-corrected test and the count within the margin; records without a control fall back to the
-    change against the base.
+    Quality is each variant's accuracy change against the control with the same training budget and the verdicts
+    read from their intervals (labkit.results.verdicts); records without a control fall back to the change against
+    the base.
     """
     tests, lines = report.tested(records, margin_pp), []
     for method, group, speeds in _method_groups(records):
         changes = {r["name"]: _change(r, tests) for r in group}
-        worst, best = min(changes, key=lambda n: changes[n][0]), max(changes, key=lambda n: changes[n][0])
-        change = (f"{changes[best][0]:+.2f} pp ({best}: {changes[best][1]})" if best == worst else
-                  f"from {changes[worst][0]:+.2f} pp ({worst}: {changes[worst][1]}) to {changes[best][0]:+.2f} pp "
-                  f"({best}: {changes[best][1]})")
-        same = sum(verdict == "no measurable difference" for _, verdict in changes.values())
-        unsettled = sum(verdict == stats.TOO_FEW_SEEDS for _, verdict in changes.values())
-        unsettled = f", {unsettled} with too few seeds to tell" if unsettled else ""
-        lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; {same} of {len(group)} "
-                     f"variant(s) with no measurable difference{unsettled}, {len(_within(group, tests))} within the "
-                     f"{margin_pp:g} pp margin; batch-1 TFLite inference "
+        worst, best = min(changes, key=changes.get), max(changes, key=changes.get)
+        change = (f"{changes[best]:+.2f} pp ({best})" if best == worst else
+                  f"from {changes[worst]:+.2f} pp ({worst}) to {changes[best]:+.2f} pp ({best})")
+        lines.append(f"- **{method}**: accuracy against its matched-budget control {change}; "
+                     f"{_tally(group, tests)} (at a {margin_pp:g} pp margin); batch-1 TFLite inference "
                      f"{speed.words(speeds)} its FP32 base{_builtin_speed(method, group, speeds, records)}.")
     return "\n".join(lines) + (f"\n\n{said}" if lines and (said := seeds.scope(records)) else "")
 
@@ -149,110 +146,177 @@ def answer_deflation(records: list[Record]) -> str:
     return text + "\n".join(rows)
 
 
-def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
-    """Q4: which method wins, and by how much: the smallest model within the non-inferiority margin, each method's
-    smallest within it, and the Pareto front of zipped size against accuracy described as the trade-off it is.
+def _compressed(records: list[Record], tests: dict[str, dict[str, Any]]) -> list[Record]:
+    """The compressed variants that were compared with a control (every method, both bases)."""
+    return [r for r in records if r["method"] != "none" and r["name"] in tests]
 
-    Only variants within the margin are offered as evidence for a method: a variant that may lose more than the
-    margin (let alone one called worse) never is.
-    """
-    keras = report.keras_records(records)
-    if not keras:
-        return "No Keras variants were recorded."
+
+def _speed_of(record: Record, records: list[Record]) -> Speed:
+    return speed.speed_factor(record, _base_of(record, _by_name(records)))
+
+
+def _claim(r: Record, t: dict[str, Any]) -> str:
+    """A variant's Δ against its control with its interval and verdict, as the answer states it."""
+    return (f"{t['delta_pp']:+.2f} pp against its control (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f}: "
+            f"{t['said']})")
+
+
+def smallest_at_no_cost(records: list[Record], tests: dict[str, dict[str, Any]]) -> Record | None:
+    """The variant with the largest zipped reduction whose interval shows no measurable cost (better, or within
+    the margin and holding 0)."""
+    free = [r for r in _compressed(records, tests) if tests[r["name"]]["verdict"] in verdicts.NO_MEASURABLE_COST]
+    return max(free, key=lambda r: r["size"]["times_smaller"], default=None)
+
+
+def fastest(records: list[Record], tests: dict[str, dict[str, Any]]) -> Record | None:
+    """The variant that ran the most times faster than its own base at batch 1, if any ran clearly faster."""
+    fast = [r for r in _compressed(records, tests) if _base_of(r, _by_name(records))
+            and speed.clearly_faster(_speed_of(r, records))]
+    return max(fast, key=lambda r: _speed_of(r, records)[0], default=None)
+
+
+def breaking_points(records: list[Record], tests: dict[str, dict[str, Any]]) -> list[str]:
+    """For each method swept over a setting (clusters, sparsity; per structured pruner), from its mildest setting
+    on: how far it stays within the margin and the first setting where it does not, with that variant's numbers."""
+    said = []
+    for label, sweep, unit in _sweeps(_compressed(records, tests)):
+        holding = [r for r in sweep if tests[r["name"]]["within_margin"]]
+        first = next((r for r in sweep if not tests[r["name"]]["within_margin"]), None)
+        if first is None:
+            said.append(f"{label} stays within the margin at every setting tried (to {unit(sweep[-1])})")
+        else:
+            held = f"holds to {unit(holding[-1])} and " if holding and sweep.index(holding[-1]) < sweep.index(
+                first) else ""
+            said.append(f"{label} {held}leaves the margin at {unit(first)} ({first['name']}: "
+                        f"{_claim(first, tests[first['name']])})")
+    return said
+
+
+def _sweeps(compressed: list[Record]) -> Iterator[tuple[str, list[Record], Callable[[Record], str]]]:
+    """Each method run at two settings or more, its variants from the mildest compression on."""
+    clustered = sorted((r for r in compressed if r["method"] == "clustering"), key=lambda r: -r["params"]["clusters"])
+    pruned = sorted((r for r in compressed if r["method"] == "pruning"), key=lambda r: r["params"]["sparsity"])
+    groups = [("clustering", clustered, lambda r: f"{r['params']['clusters']:g} clusters"),
+              ("magnitude pruning", pruned, lambda r: f"sparsity {r['params']['sparsity']:g}")]
+    structured = [r for r in compressed if r["method"] == "structured pruning"]
+    for name in dict.fromkeys(map(pruners.pruner, structured)):
+        groups.append((f"structured pruning ({name})", pruners.structured([r for r in structured
+                                                                           if pruners.pruner(r) == name]),
+                       lambda r: f"sparsity {r['params']['sparsity']:g}"))
+    yield from ((label, sweep, unit) for label, sweep, unit in groups if len(sweep) > 1)
+
+
+def answer_first(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
+    """The answer in at most six lines, each a claim the tables prove, with its numbers: the smallest model at no
+    measurable cost, the fastest and its cost, where each method leaves the margin, what the seeds cannot decide
+    yet (and which variants are still recovering), and whether any variant dominates."""
     tests = report.tested(records, margin_pp)
-    text = (f"A variant is *within the margin* when the lower end of the 95 % interval of its accuracy change "
-            f"against its matched-budget control lies above −{margin_pp:g} pp, so that a larger loss is ruled out. ")
+    if not (compressed := _compressed(records, tests)):
+        return "No compressed variant was compared with a control."
+    lines = []
+    if small := smallest_at_no_cost(records, tests):
+        lines.append(f"- **Smallest at no measurable cost**: {small['name']}, {small['size']['times_smaller']:.1f}× "
+                     f"smaller zipped than its FP32 base, {_claim(small, tests[small['name']])}.")
+    else:
+        lines.append("- **No compressed variant comes at no measurable cost**: each loses accuracy, or may.")
+    if quick := fastest(records, tests):
+        ratio, low, high = _speed_of(quick, records)
+        span = f" (95 % CI {low:.1f}–{high:.1f}×)" if low is not None else ""
+        lines.append(f"- **Fastest**: {quick['name']}, {ratio:.1f}×{span} faster than its base at batch 1, "
+                     f"{_claim(quick, tests[quick['name']])}.")
+    else:
+        lines.append("- **Fastest**: no variant ran clearly faster than its base at batch 1.")
+    if breaks := breaking_points(records, tests):
+        lines.append("- **Where methods break** (a {:g} pp margin): {}.".format(margin_pp, "; ".join(breaks)))
+    lines.append(_undecided(compressed, tests, records))
+    lines.append(_dominance(records, tests, small, quick))
+    return "\n".join(lines)
+
+
+def _undecided(compressed: list[Record], tests: dict[str, dict[str, Any]], records: list[Record]) -> str:
+    """What the seeds cannot decide yet, how many seeds would, and which variants are still recovering."""
+    n = max(map(seeds.count, records))
+    open_ = [f"{r['name']} ({_seeds_needed(tests[r['name']])})" for r in compressed
+             if tests[r["name"]]["verdict"] == verdicts.UNDECIDED]
+    line = (f"- **Undecided with {n} seed{'s' * (n > 1)}**: " + ", ".join(open_) if open_ else
+            f"- **Every comparison decided** by {n} seed{'s' * (n > 1)}")
+    if n == 1:
+        line += " (one seed speaks only of its trained models: `--seeds 42 43 44` trains each again)"
+    if recovering := [r["name"] for r in compressed if tests[r["name"]]["still_recovering"]]:
+        line += (f"; still recovering at the fine-tuning maximum, so their Δ is a lower bound: "
+                 f"{', '.join(recovering)}")
+    return line + "."
+
+
+def _seeds_needed(test: dict[str, Any]) -> str:
+    if test.get("seeds_needed"):
+        return f"about {test['seeds_needed']} seeds would decide it"
+    return "more seeds alone would not decide it" if "seeds_var_pp2" in test else "its test set cannot decide it"
+
+
+def _dominance(records: list[Record], tests: dict[str, dict[str, Any]], small: Record | None,
+               quick: Record | None) -> str:
+    """One line: the variant best on size, speed and accuracy at once, or "a trade-off" in those words."""
+    compressed = _compressed(records, tests)
+    smallest = max(compressed, key=lambda r: r["size"]["times_smaller"])
+    if small is not None and small is quick and small is smallest:
+        return (f"- **{small['name']} dominates**: the smallest and the fastest compressed model, at no "
+                "measurable cost.")
+    others = [f"the smallest model of all is {smallest['name']} ({smallest['size']['times_smaller']:.1f}×, "
+              f"{tests[smallest['name']]['verdict']})"] if smallest is not small else []
+    return ("- **Which method dominates? None: a trade-off.** No variant is best on size, speed and accuracy at "
+            "once" + (f"; {others[0]}" if others else "") + ".")
+
+
+def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
+    """Q4: which method wins, and by how much, short enough to read aloud: a dominating variant or "a trade-off",
+    the smallest model at no measurable cost, the fastest and its cost, and each method's smallest within the
+    margin. A variant outside the margin is never offered as evidence for its method."""
+    tests = report.tested(records, margin_pp)
+    if not (compressed := _compressed(records, tests)):
+        return "No compressed variant was compared with a control."
+    small, quick = smallest_at_no_cost(records, tests), fastest(records, tests)
+    text = _dominance(records, tests, small, quick).removeprefix("- ")
+    if small is not None:
+        text += (f" The smallest model at no measurable cost is **{small['name']}** "
+                 f"({small['size']['times_smaller']:.1f}× smaller zipped, {tests[small['name']]['delta_pp']:+.2f} pp).")
+    if quick is not None:
+        text += (f" The fastest is **{quick['name']}** ({_speed_of(quick, records)[0]:.1f}× at batch 1, "
+                 f"{tests[quick['name']]['delta_pp']:+.2f} pp: {tests[quick['name']]['verdict']}).")
     best: dict[str, Record] = {}
-    for r in sorted(_within([r for r in keras if r["method"] != "none"], tests), key=_zipped):
+    for r in sorted(_within(compressed, tests), key=lambda r: -r["size"]["times_smaller"]):
         best.setdefault(r["method"], r)
     if best:
-        winner, *others = best.values()
-        text += (f"**{winner['method']}** gives the smallest model within it: **{winner['name']}**, "
-                 f"{_numbers(winner, tests[winner['name']])}.")
-        if others:
-            ratio = _zipped(others[0]) / _zipped(winner)  # two decimals where one would print a tie as 1.0
-            text += (f" That is {ratio:.{2 if ratio < 1.1 else 1}f}× smaller zipped than the smallest "
-                     f"{others[0]['method']} variant within the margin; each other method's: "
-                     + ", ".join(_brief(r, tests[r["name"]]) for r in others) + ".")
-        if outside := sorted({r["method"] for r in keras if r["name"] in tests} - set(best) - {"none"}):
-            text += f" No {' or '.join(outside)} variant is within it."
-        text += _scoped(records)
+        text += (f" Each method's smallest within the {margin_pp:g} pp margin: "
+                 + ", ".join(f"{r['method']} {r['name']} ({r['size']['times_smaller']:.1f}×)" for r in best.values())
+                 + ".")
     else:
-        text += f"**No compressed variant is within the margin**: each may lose more than {margin_pp:g} pp."
-    return text + " " + _trade_off(keras, tests) + " " + _speed_and_structure(records, tests)
-
-
-def _zipped(record: Record) -> int:
-    return record["size"]["zipped_bytes"]
-
-
-def _brief(r: Record, t: dict[str, Any]) -> str:
-    return (f"{r['name']} ({r['method']}, {r['size']['times_smaller']:.2f}× smaller, {t['delta_pp']:+.2f} pp, 95 % "
-            f"CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f})")
-
-
-def _numbers(r: Record, t: dict[str, Any]) -> str:
-    """A variant's size reduction and tested accuracy change, with interval, p-value, test size and seeds."""
-    n = seeds.count(r)
-    spread = f" ± {t['delta_std_pp']:.2f} std over seeds" if n > 1 else ""
-    test = "Holm-corrected t-test p over the seeds" if n > 1 else "Holm-corrected McNemar p"
-    return (f"{r['size']['times_smaller']:.1f}× smaller zipped than the base at {t['delta_pp']:+.2f} pp{spread} "
-            f"against {t['control']} (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f} pp, {test} = "
-            f"{t['p_holm']:.3g}, {r['test_samples']} test images, {n} seed{'s' if n != 1 else ''}): {t['verdict']}")
-
-
-def _trade_off(keras: list[Record], tests: dict[str, dict[str, Any]]) -> str:
-    """The Pareto front of zipped size against accuracy (overlapping accuracy intervals count as ties), read from
-    its most accurate end: what each smaller file costs in accuracy."""
-    named = _by_name(keras)
-    front = sorted((named[n] for n in report.pareto_front(keras)), key=_zipped, reverse=True)
-    if len(front) < 2:
-        return f"The Pareto front of zipped size against accuracy is {front[0]['name']} alone." if front else ""
-    steps = [f"{b['name']} is {_zipped(a) / _zipped(b):.1f}× smaller than {a['name']} for "
-             f"{100 * (b['metrics']['accuracy'] - a['metrics']['accuracy']):+.2f} pp of accuracy"
-             for a, b in zip(front, front[1:], strict=False)]
-    worse = [r["name"] for r in front if tests.get(r["name"], {}).get("verdict") == "worse"]
-    return ("The Pareto front of zipped size against accuracy is a trade-off, size bought with accuracy: "
-            + "; ".join(steps) + "."
-            + (f" On it, {', '.join(worse)} {'is' if len(worse) == 1 else 'are'} measurably worse than "
-               "the control: smaller, at a cost." if worse else ""))
-
-
-def _speed_and_structure(records: list[Record], tests: dict[str, dict[str, Any]]) -> str:
-    """Which variants ran clearly faster, and where structured pruning (its own PyTorch base) stands."""
-    fast = [r["name"] for _, group, speeds in _method_groups(records)
-            for r, s in zip(group, speeds, strict=True) if speed.clearly_faster(s)]
-    text = (f"On speed, only {', '.join(fast)}" if fast else "On speed, none of the variants") + \
-        " ran clearly faster than its base at batch 1."
-    for r in (r for r in records if r["method"] == "structured pruning" and r["name"] in tests):
-        t = tests[r["name"]]
-        text += (f" {r['name']} (the PyTorch base's structured pruning, which shrinks the raw file and the "
-                 f"computation) is {'within' if t['within_margin'] else 'not within'} the margin: "
-                 f"{t['delta_pp']:+.2f} pp (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f}).")
-    return text
+        text += f" **No compressed variant is within the margin**: each may lose more than {margin_pp:g} pp."
+    return text + _scoped(records)
 
 
 def answer_pruners(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
     """Does the structured pruner matter? At each sparsity the pruners leave the same widths, so the same speed: each
     Torch-Pruning variant's paired difference from NNI's (records with `vs_pruner`: labkit.results.pruners), with its
-    interval and corrected test, its speed against NNI's, and both against their common control."""
+    interval and verdict, its speed against NNI's, and both against their common control."""
     compared = [r for r in records if r.get("vs_pruner")]
     if not compared:
         return ""
-    named, tests = _by_name(records), report.tested(records, margin_pp)
+    named, tests, against = _by_name(records), report.tested(records, margin_pp), pruners.pruner_tests(
+        records, margin_pp)
     lines = ["At one sparsity NNI and Torch-Pruning leave every layer the same width (NNI's rounding), so the same "
              "parameters, FLOPs and batch-1 speed: which pruner keeps more accuracy at the same speed-up is read "
              "from their predictions on the same test images."]
     for r in compared:
-        t, nni = r["vs_pruner"], named[r["vs_pruner"]["control"]]
+        t, nni = against[r["name"]], named[r["vs_pruner"]["control"]]
         own, theirs = tests.get(r["name"]), tests.get(nni["name"])
-        against = (f"; against the common control {own['delta_pp']:+.2f} pp (95 % CI {own['low_pp']:+.2f} … "
-                   f"{own['high_pp']:+.2f}), NNI's {theirs['delta_pp']:+.2f} pp" if own and theirs else "")
+        versus_control = (f"; against the common control {own['delta_pp']:+.2f} pp (95 % CI {own['low_pp']:+.2f} … "
+                          f"{own['high_pp']:+.2f}), NNI's {theirs['delta_pp']:+.2f} pp" if own and theirs else "")
         lines.append(f"- **{r['name']}** ({pruners.pruner(r)}) − **{nni['name']}** (NNI APoZ), sparsity "
                      f"{r['params']['sparsity']:g}: {t['delta_pp']:+.2f} pp (95 % CI {t['low_pp']:+.2f} … "
-                     f"{t['high_pp']:+.2f}, Holm-corrected {t['test']} p = {t['p_holm']:.3g}): **{t['verdict']}**; "
-                     f"batch-1 TFLite {speed.words([speed.speed_factor(r, nni)])} NNI's{against}.")
-    return "\n".join(lines) + "\n\n" + _pruner_verdict(compared) + _scoped(records)
+                     f"{t['high_pp']:+.2f}; {t['evidence']}): **{t['said']}**; batch-1 TFLite "
+                     f"{speed.words([speed.speed_factor(r, nni)])} NNI's{versus_control}.")
+    return "\n".join(lines) + "\n\n" + _pruner_verdict(compared, against) + _scoped(records)
 
 
 def _scoped(records: list[Record]) -> str:
@@ -260,25 +324,22 @@ def _scoped(records: list[Record]) -> str:
     return f" {said}" if (said := seeds.scope(records)) else ""
 
 
-def _pruner_verdict(compared: list[Record]) -> str:
-    """The answer in one sentence: where a pruner kept measurably more accuracy, or that none did."""
-    better = [r["name"] for r in compared if r["vs_pruner"]["verdict"] == "better"]
-    worse = [r["name"] for r in compared if r["vs_pruner"]["verdict"] == "worse"]
-    if not better and not worse:
-        widest = max(max(-r["vs_pruner"]["low_pp"], r["vs_pruner"]["high_pp"]) for r in compared)
-        if any(r["vs_pruner"]["verdict"] == stats.TOO_FEW_SEEDS for r in compared):
-            return (f"**Too few seeds to tell the pruners apart**: no Torch-Pruning variant kept measurably more or "
-                    f"less accuracy than NNI's at the same widths, but the seeds' intervals reach ±{widest:.2f} pp "
-                    "(the widest above): more seeds (`--seeds`) narrow them.")
-        return (f"**No measurable difference between the pruners**: no Torch-Pruning variant kept measurably more or "
-                f"less accuracy than NNI's at the same widths; on this model and test set the pruner does "
-                f"not matter beyond ±{widest:.2f} pp (the widest interval above).")
-    said = []
-    if better:
-        said.append(f"Torch-Pruning kept measurably more accuracy than NNI's APoZ in {', '.join(better)}")
-    if worse:
-        said.append(f"measurably less in {', '.join(worse)}")
-    return "**The pruner matters here**: " + "; ".join(said) + ", at the same widths and speed."
+def _pruner_verdict(compared: list[Record], against: dict[str, dict[str, Any]]) -> str:
+    """The answer in one sentence: where a pruner kept measurably more or less accuracy, where the data cannot
+    tell, or that the pruner does not matter beyond the margin."""
+    found = {r["name"]: against[r["name"]]["verdict"] for r in compared}
+    better = [name for name, v in found.items() if v == verdicts.BETTER]
+    worse = [name for name, v in found.items() if v not in (verdicts.BETTER, verdicts.WITHIN, verdicts.UNDECIDED)]
+    undecided = [name for name, v in found.items() if v == verdicts.UNDECIDED]
+    if better or worse:
+        said = [f"Torch-Pruning kept measurably more accuracy than NNI's APoZ in {', '.join(better)}"] if better else []
+        said += [f"measurably less in {', '.join(worse)}"] if worse else []
+        return "**The pruner matters here**: " + "; ".join(said) + ", at the same widths and speed."
+    if undecided:
+        return (f"**Undecided**: {', '.join(undecided)} against NNI's cannot be told apart from a loss beyond the "
+                "margin yet (see each line for the seeds that would decide it).")
+    return ("**The pruner does not matter beyond the margin**: every Torch-Pruning variant is within it against "
+            "NNI's at the same widths.")
 
 
 def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, str]:

@@ -48,8 +48,13 @@ def write_predictions(results_dir: Path, name: str, predicted: np.ndarray, label
 
 def load_correct(results_dir: Path, name: str) -> np.ndarray:
     """Per test image, whether variant `name` classified it correctly."""
+    return _load(results_dir, name)[0]
+
+
+def _load(results_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per test image, whether variant `name` got it right, and its label."""
     with np.load(predictions_path(results_dir, name)) as saved:
-        return saved["predicted"] == saved["labels"]
+        return saved["predicted"] == saved["labels"], saved["labels"]
 
 
 def versus(results_dir: Path, name: str, control: str) -> dict[str, Any]:
@@ -57,6 +62,19 @@ def versus(results_dir: Path, name: str, control: str) -> dict[str, Any]:
     bootstrap interval, and the exact McNemar p-value (uncorrected: correct it over the variants compared)."""
     ours, theirs = load_correct(results_dir, name), load_correct(results_dir, control)
     return {"control": control, **stats.paired_delta(ours, theirs), **stats.mcnemar_test(ours, theirs)}
+
+
+def over_seeds(pairs: list[tuple[Path, str, str]]) -> dict[str, Any]:
+    """One comparison repeated over seeds, a (seed folder, variant, other) triple per seed: the interval over the
+    seeds of the paired per-image differences (stats.seed_interval), with the seeds' shared test-set error counted
+    when every seed was tested on the same images (the same labels in the same order)."""
+    differences, labels = [], []
+    for folder, name, other in pairs:
+        (ours, seen), (theirs, _) = _load(folder, name), _load(folder, other)
+        differences.append(ours.astype(np.int8) - theirs.astype(np.int8))
+        labels.append(seen)
+    same = all(np.array_equal(labels[0], other) for other in labels[1:])
+    return stats.seed_interval(differences, same_images=same)
 
 
 def evaluate_variant(name: str, tflite_path: Path, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str],

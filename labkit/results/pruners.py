@@ -3,8 +3,8 @@ images, along the sparsity curve.
 
 At one sparsity every pruner leaves the same layer widths (labkit.methods.tp_pruning), so the same parameters, FLOPs and
 computation: which pruner keeps more accuracy at the same speed-up is a paired comparison of their predictions on
-the same test images, each Torch-Pruning variant against NNI's at its sparsity (bootstrap interval and exact McNemar
-test, Holm-corrected over the run's comparisons; over several seeds, the seeds' t-test, as for the controls).
+the same test images, each Torch-Pruning variant against NNI's at its sparsity (paired bootstrap interval and exact
+McNemar test; over several seeds, the interval over the seeds, as for the controls).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from labkit.results import report, speed, stats
-from labkit.results.evaluate import versus
+from labkit.results import report, speed, stats, verdicts
+from labkit.results.evaluate import over_seeds, versus
 
 Record = dict[str, Any]
 NNI = "NNI APoZ"
@@ -49,39 +49,42 @@ def _pairs(records: list[Record]) -> list[tuple[Record, Record]]:
     return [(r, nni) for r in structured(records) if (nni := _nni_of(r, named))]
 
 
-def with_comparisons(records: list[Record], folders: list[Path], margin_pp: float = stats.MARGIN_PP) -> list[Record]:
+def with_comparisons(records: list[Record], folders: list[Path]) -> list[Record]:
     """Records whose Torch-Pruning variants carry `vs_pruner`: their paired comparison with NNI's variant at the
     same sparsity, from the predictions kept in each seed's folder (one folder per seed).
 
-    One seed: the accuracy difference with its paired bootstrap interval and exact McNemar test, Holm-corrected over
-    the comparisons, and a verdict when both agree. Several seeds: the seeds' differences with a t-interval and
-    t-test, Holm-corrected, as the controls' (labkit.results.stats.seed_family); `per_seed` keeps each seed's test.
+    One seed: the accuracy difference with its paired bootstrap interval and exact McNemar test. Several seeds: the
+    interval over the seeds (evaluate.over_seeds), as the controls'; `per_seed` keeps each seed's own test. The
+    verdict is read from the interval at the summary's margin (report.tested's vocabulary, verdicts.judge).
     """
     pairs = _pairs(records)
     if not pairs:
         return records
-    per_seed = {r["name"]: [versus(folder, r["name"], nni["name"]) for folder in folders] for r, nni in pairs}
-    if len(folders) > 1:
-        family = stats.seed_family(per_seed, margin_pp)
-        tests = {name: {**family[name], "control": seeds[0]["control"], "test": "t-test over seeds", "per_seed": seeds}
-                 for name, seeds in per_seed.items()}
-    else:
-        adjusted = stats.holm([seeds[0]["p_value"] for seeds in per_seed.values()])
-        tests = {name: {**seeds[0], "p_holm": p, "verdict": stats.verdict(seeds[0], p), "test": "McNemar"}
-                 for (name, seeds), p in zip(per_seed.items(), adjusted, strict=True)}
+    tests = {}
+    for r, nni in pairs:
+        per_seed = [versus(folder, r["name"], nni["name"]) for folder in folders]
+        tests[r["name"]] = per_seed[0] if len(folders) == 1 else {
+            "control": nni["name"], "test": "over seeds", "per_seed": per_seed,
+            **over_seeds([(folder, r["name"], nni["name"]) for folder in folders])}
     return [{**r, "vs_pruner": tests[r["name"]]} if r["name"] in tests else r for r in records]
+
+
+def pruner_tests(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, dict[str, Any]]:
+    """Each Torch-Pruning variant's comparison with NNI's at its sparsity (`vs_pruner`), judged at the margin."""
+    return {r["name"]: verdicts.judge(r["vs_pruner"], margin_pp) for r in records if r.get("vs_pruner")}
 
 
 def comparison_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
     """Per structured-pruning variant: pruner, sparsity, parameters, accuracy with its interval, the change against
     the common control, batch-1 speed-up and zipped reduction against the base, and, for Torch-Pruning, the paired
-    difference from NNI at the same widths with its interval, Holm-corrected p and verdict."""
+    difference from NNI at the same widths with its interval, the verdict read from it and what each seed showed."""
     named = {r["name"]: r for r in records}
     base, tests = named.get("torch-base-fp32"), report.tested(records, margin_pp)
+    against_nni = pruner_tests(records, margin_pp)
     rows = []
     for r in structured(records):
         low, high = report.accuracy_interval(r)
-        control, other = tests.get(r["name"]), r.get("vs_pruner")
+        control, other = tests.get(r["name"]), against_nni.get(r["name"])
         rows.append({
             "variant": r["name"], "pruner": pruner(r), "sparsity": r["params"]["sparsity"],
             "parameters": r["stages"]["fine-tuned"]["parameters"],
@@ -92,8 +95,7 @@ def comparison_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) 
             "× smaller zipped": r["size"]["times_smaller"],
             "Δ vs NNI (pp)": other["delta_pp"] if other else None,
             "Δ vs NNI 95 % CI": f"{other['low_pp']:+.2f} … {other['high_pp']:+.2f}" if other else "",
-            "p vs NNI (Holm)": other["p_holm"] if other else None,
-            "vs NNI": other["verdict"] if other else ""})
+            "vs NNI": other["said"] if other else "", "vs NNI, seed by seed": other["evidence"] if other else ""})
     return pd.DataFrame(rows).set_index("variant")
 
 

@@ -12,26 +12,18 @@ from adjustText import adjust_text
 
 from labkit.deploy import tflite
 from labkit.records import METHODS
-from labkit.results import stats
+from labkit.results import stats, verdicts
 
 Record = dict[str, Any]
 COLORS = dict(zip(METHODS, sns.color_palette(n_colors=len(METHODS)), strict=True))  # one colour per method, everywhere
 
 
 def tested(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, dict[str, Any]]:
-    """Each variant's comparison with its control, p-values Holm-corrected over the variants given, a verdict, and
-    whether it is within the non-inferiority margin (`within_margin`, `margin_pp`).
-
-    Only "better" or "worse" when the corrected test and the paired interval agree; else no measurable difference.
-    """
-    compared = [r for r in records if r.get("vs_control") and "verdict" not in r["vs_control"]]
-    adjusted = stats.holm([r["vs_control"]["p_value"] for r in compared])
-    tests = {r["name"]: {**r["vs_control"], "p_holm": p, "verdict": stats.verdict(r["vs_control"], p)}
-             for r, p in zip(compared, adjusted, strict=True)}
-    # Records combined over seeds carry their verdict already: the seeds' t-tests were corrected as one family.
-    tests.update({r["name"]: r["vs_control"] for r in records if "verdict" in (r.get("vs_control") or {})})
-    return {name: {**t, "margin_pp": margin_pp, "within_margin": stats.within_margin(t["low_pp"], margin_pp)}
-            for name, t in tests.items()}
+    """Each variant's comparison with its control, judged at the margin (labkit.results.verdicts): its verdict read
+    from its interval, whether it is within the margin, what its seeds showed one by one, and, for a variant stopped
+    at its fine-tuning maximum while still gaining, that its Δ is a lower bound."""
+    return {r["name"]: verdicts.judge(r["vs_control"], margin_pp, bool((r.get("fine_tuning") or {}).get(
+        "still_recovering"))) for r in records if r.get("vs_control")}
 
 
 def accuracy_interval(record: Record) -> tuple[float, float]:
@@ -42,8 +34,8 @@ def accuracy_interval(record: Record) -> tuple[float, float]:
 
 def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
     """Quality and speed per variant: the five metrics with the accuracy's 95 % interval; the change against the
-    matched-budget control with its interval, Holm-corrected p, verdict and whether it is within the margin;
-    batch-1 latency."""
+    matched-budget control with its interval, the verdict read from it, what each seed showed and whether it is
+    within the margin; batch-1 latency."""
     tests, int8_kept = tested(records, margin_pp), any("preservation" in r for r in records)
     rows = []
     for r in records:
@@ -56,7 +48,7 @@ def variants_table(records: list[Record], margin_pp: float = stats.MARGIN_PP) ->
             "control": test["control"] if test else "",
             "Δ vs control (pp)": test["delta_pp"] if test else None,
             "Δ 95 % CI (pp)": f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}" if test else "",
-            "p (Holm)": test["p_holm"] if test else None, "verdict": test["verdict"] if test else "",
+            "verdict": test["said"] if test else "", "evidence": test["evidence"] if test else "",
             f"within {margin_pp:g} pp": ("yes" if test["within_margin"] else "no") if test else "",
             "Δ vs base (pp)": r["accuracy_change_pp"],
             "mean precision": r["metrics"]["mean_precision"], "mean sensitivity": r["metrics"]["mean_sensitivity"],
@@ -243,17 +235,15 @@ def pareto_front(records: list[Record]) -> list[str]:
 
 
 def headlines(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
-    """One markdown bullet per variant: accuracy with its interval, the tested change against its control and
-    whether it is within the margin, zipped reduction, latency."""
+    """One markdown bullet per variant: accuracy with its interval, the change against its control with its
+    interval and verdict, zipped reduction, latency."""
     tests, lines = tested(records, margin_pp), []
     for r in records:
         low, high = accuracy_interval(r)
         line = f"- **{r['name']}**: accuracy {r['metrics']['accuracy']:.4f} (95 % CI {low:.4f} – {high:.4f})"
         if test := tests.get(r["name"]):
             line += (f"; against {test['control']}: {test['delta_pp']:+.2f} pp (95 % CI {test['low_pp']:+.2f} … "
-                     f"{test['high_pp']:+.2f}, Holm-corrected {test.get('test', 'McNemar')} p = "
-                     f"{test['p_holm']:.3g}): **{test['verdict']}**, "
-                     f"{'within' if test['within_margin'] else 'not within'} the {margin_pp:g} pp margin")
+                     f"{test['high_pp']:+.2f}; {test['evidence']}): **{test['said']}**")
         lines.append(line + f"; zipped {r['size']['times_smaller']:.2f}× smaller than the zipped FP32 base, "
                             f"batch-1 latency {r['latency']['median_ms']:.3f} ms")
     return "\n".join(lines)
@@ -386,6 +376,46 @@ def plot_bound(records: list[Record]):
     sns.barplot(frame, y="variant", x="size", hue="kind", ax=ax)
     ax.set(xscale="log", xlabel="size (KB, log scale)", ylabel="", title="File, zipped file and entropy bound")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+VERDICT_COLORS = dict(zip(verdicts.ORDER, ["tab:green", "tab:blue", "tab:olive", "tab:grey", "tab:orange", "tab:red"],
+                          strict=True))
+
+
+def plot_verdicts(records: list[Record], margin_pp: float = stats.MARGIN_PP):
+    """Each variant's Δ against its control with its 95 % interval, 0 and −margin drawn, coloured by the verdict
+    read from it, with how many times smaller (zipped) it is: the answer in one picture. Intervals reaching past
+    the frame are cut at its edge and their Δ written there."""
+    tests = tested(records, margin_pp)
+    shown = sorted((r for r in records if r["name"] in tests), key=lambda r: -r["size"]["times_smaller"])
+    fig, ax = plt.subplots(figsize=(8.5, 0.38 * len(shown) + 1.4))
+    left = max(min(tests[r["name"]]["low_pp"] for r in shown) - 0.2, -4 * margin_pp)
+    right = max(max(tests[r["name"]]["high_pp"] for r in shown) + 0.2, 0.5 * margin_pp)
+    ax.axvspan(-margin_pp, 0, color="tab:blue", alpha=0.07)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(-margin_pp, color="tab:red", lw=0.8, ls="--")
+    for y, r in enumerate(shown):
+        t = tests[r["name"]]
+        color = VERDICT_COLORS[t["verdict"]]
+        low, high, delta = (min(max(v, left), right) for v in (t["low_pp"], t["high_pp"], t["delta_pp"]))
+        ax.plot([low, high], [y, y], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot(delta, y, "o", color=color, mfc="white" if t["still_recovering"] else color)
+        if t["delta_pp"] < left:
+            ax.annotate(f"{t['delta_pp']:+.1f} pp ◂", (left, y), xytext=(3, 3), textcoords="offset points",
+                        fontsize=7, color=color)
+        ax.annotate(f"{r['size']['times_smaller']:.1f}×", (1.01, y), xycoords=("axes fraction", "data"),
+                    fontsize=7, va="center")
+    ax.set_yticks(range(len(shown)), [r["name"] for r in shown], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(left, right)
+    handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items()
+               if any(tests[r["name"]]["verdict"] == v for r in shown)]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.set(xlabel=f"Δ accuracy against the control (pp), 95 % interval; dashed: −{margin_pp:g} pp margin",
+           title="What each variant costs (right: × smaller zipped; open dot: still recovering)")
     fig.tight_layout()
     plt.close(fig)
     return fig

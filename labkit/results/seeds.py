@@ -15,7 +15,7 @@ import pandas as pd
 
 from labkit import paths
 from labkit.records import check_across_seeds, check_one_run, load_records
-from labkit.results import report, stats
+from labkit.results import evaluate, report, stats, verdicts
 
 Record = dict[str, Any]
 
@@ -67,21 +67,19 @@ def _numbers(group: list[dict[str, Any]]) -> dict[str, float]:
     return {k: _mean([d[k] for d in group]) for k in keys}
 
 
-def combine(runs: dict[int, list[Record]], margin_pp: float = stats.MARGIN_PP) -> list[Record]:
+def combine(runs: dict[int, list[Record]], results_dir: str | Path) -> list[Record]:
     """One record per variant recorded under every seed: metrics and sizes averaged over the seeds, the accuracy
     interval the envelope of the seeds' intervals, and the comparison with the control repeated per seed.
 
-    The seed is the unit that repeats the experiment, so the combined Δ against the control is the mean of the
-    seeds' Δ with a t-interval and a one-sample t-test, Holm-corrected over the run's family of comparisons; a
-    direction is named when that corrected test and the interval agree. Every seed adds evidence: the verdict can
-    only get sharper with more seeds. With one seed the records are returned as they are. `by_seed` keeps each
-    seed's accuracy, Δ, its own (McNemar, Holm within the seed) p-value and verdict.
+    The combined Δ against the control is the mean of the seeds' Δ with an interval that holds both retraining and
+    the shared test set (stats.seed_interval, from the predictions kept in each seed's folder under results_dir);
+    `per_seed` keeps each seed's own test (paired interval, McNemar p), the evidence beside the verdict. Every
+    seed adds evidence. With one seed the records are returned as they are.
     """
     seeds = sorted(runs)
     if len(seeds) < 2:
         return [record for seed in seeds for record in runs[seed]]
     named = {seed: {r["name"]: r for r in runs[seed]} for seed in seeds}
-    tests = {seed: report.tested(runs[seed]) for seed in seeds}
     combined = []
     for first in runs[seeds[0]]:
         name = first["name"]
@@ -101,61 +99,55 @@ def combine(runs: dict[int, list[Record]], margin_pp: float = stats.MARGIN_PP) -
                                      "still_recovering": any(t["still_recovering"] for t in tuned)}
         if before := [r["accuracy_before_fine_tuning"] for r in group if r.get("accuracy_before_fine_tuning")]:
             record["accuracy_before_fine_tuning"] = _mean(before)
-        if all(name in tests[seed] for seed in seeds):
-            per_seed = [tests[seed][name] for seed in seeds]
+        if all(r.get("vs_control") for r in group):
+            per_seed = [r["vs_control"] for r in group]
             controls = {t["control"] for t in per_seed}  # a control after as many steps as each seed's variant
+            pairs = [(folder(results_dir, seed), name, t["control"]) for seed, t in zip(seeds, per_seed, strict=True)]
             record["vs_control"] = {"control": controls.pop() if len(controls) == 1 else "control (per seed)",
-                                    "test": "t-test over seeds",
+                                    "test": "over seeds", **evaluate.over_seeds(pairs),
                                     "delta_std_pp": stats.mean_std([t["delta_pp"] for t in per_seed])[1],
                                     "per_seed": per_seed}
-            per_seed = record["vs_control"]["per_seed"]
-            record["by_seed"].update(delta_pp=[t["delta_pp"] for t in per_seed],
-                                     p_holm=[t["p_holm"] for t in per_seed], verdicts=[t["verdict"] for t in per_seed])
+            record["by_seed"]["delta_pp"] = [t["delta_pp"] for t in per_seed]
         combined.append(record)
-    compared = {r["name"]: r["vs_control"] for r in combined if r.get("vs_control")}
-    family = stats.seed_family({name: test["per_seed"] for name, test in compared.items()}, margin_pp)
-    for name, test in compared.items():
-        test.update(family[name])  # final: `report.tested` takes it as it is
     return combined
 
 
 def table(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> pd.DataFrame:
-    """Per variant and seed: the accuracy and the Δ against the control with that seed's own test, then the mean ±
-    std over the seeds, their t-interval and test, the verdict across them and whether the variant is within the
-    non-inferiority margin. Empty for a single seed."""
-    rows = []
+    """Per variant and seed: the accuracy and the Δ against the control with that seed's own verdict (its paired
+    interval), then the mean ± std over the seeds, their interval, the verdict read from it, what the seeds showed
+    one by one, and whether the variant is within the non-inferiority margin. Empty for a single seed."""
+    tests, rows = report.tested(records, margin_pp), []
     for r in (r for r in records if "by_seed" in r):
         by = r["by_seed"]
         row = {"variant": r["name"]}
         row.update({f"accuracy, seed {s}": a for s, a in zip(by["seeds"], by["accuracy"], strict=True)})
         row["accuracy mean ± std"] = f"{r['metrics']['accuracy']:.4f} ± {by['accuracy_std']:.4f}"
-        if "delta_pp" in by:
-            row.update({f"Δ vs control, seed {s} (pp)": f"{d:+.2f} ({_short(v)}, p {p:.2g})"
-                        for s, d, p, v in zip(by["seeds"], by["delta_pp"], by["p_holm"], by["verdicts"], strict=True)})
-            test = r["vs_control"]
+        if test := tests.get(r["name"]):
+            row.update({f"Δ vs control, seed {s} (pp)": f"{t['delta_pp']:+.2f} ({_short(t, margin_pp)})"
+                        for s, t in zip(by["seeds"], test["per_seed"], strict=True)})
             row["Δ mean ± std (pp)"] = f"{test['delta_pp']:+.2f} ± {test['delta_std_pp']:.2f}"
             row["Δ 95 % CI over seeds (pp)"] = f"{test['low_pp']:+.2f} … {test['high_pp']:+.2f}"
-            row["p (t-test, Holm)"] = f"{test['p_holm']:.2g}"
-            row["verdict over seeds"] = test["verdict"]
-            row[f"within {margin_pp:g} pp"] = _yes(stats.within_margin(test["low_pp"], margin_pp))
+            row["verdict over seeds"] = test["said"]
+            row["the seeds one by one"] = test["evidence"]
+            row[f"within {margin_pp:g} pp"] = _yes(test["within_margin"])
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant") if rows else pd.DataFrame()
 
 
-def _short(verdict: str) -> str:
-    return {"better": "better", "worse": "worse"}.get(verdict, "n.s.")
+def _short(test: dict[str, Any], margin_pp: float) -> str:
+    return verdicts.verdict(test["low_pp"], test["high_pp"], margin_pp)
 
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def load(results_dir: str | Path, seeds: list[int] | None = None, margin_pp: float = stats.MARGIN_PP) -> list[Record]:
-    """The records of the given seeds (default: every seed) under results_dir, combined (see `combine`: its verdicts
-    over seeds at the summary's margin); a one-line error when there are none."""
+def load(results_dir: str | Path, seeds: list[int] | None = None) -> list[Record]:
+    """The records of the given seeds (default: every seed) under results_dir, combined (see `combine`); a one-line
+    error when there are none."""
     from labkit.errors import LabkitError
 
     if not (runs := load_runs(results_dir, seeds)):
         raise LabkitError(f"no variant records under {results_dir}/seed-*: run `python -m labkit run --tasks all` "
                           "first")
-    return combine(runs, margin_pp)
+    return combine(runs, results_dir)

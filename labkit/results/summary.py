@@ -14,7 +14,7 @@ import pandas as pd
 
 from labkit.files import atomic_write_text, read_json, write_json
 from labkit.records import made_by
-from labkit.results import answers, pruners, report, seeds, speed, stats
+from labkit.results import answers, pruners, report, seeds, speed, stats, verdicts
 from labkit.results.scale import note as scale_note
 
 Record = dict[str, Any]
@@ -127,6 +127,7 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     named = {r["name"]: r for r in records}
     used = next((r["by_seed"]["seeds"] for r in records if "by_seed" in r), None)
     parts = ["# Lab summary: pruning and clustering", "", *([said, ""] if (said := scale_note(scale)) else []),
+             *_answer_section(records, images, margin_pp),
              f"Generated from the JSON records of one run; every number below is computed, none typed by hand. "
              f"{speed.timing_note(records)}", ""]
     if executed_on:
@@ -146,11 +147,9 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
         if (n := seeds.count(base)) > 1:
             parts += [f"Seeds: {n} ({', '.join(map(str, base['by_seed']['seeds']))}); each seed trained its own "
                       "base, control and variants. Numbers are means over the seeds; a difference from the control "
-                      "is the mean of the seeds' differences, with a t-interval and t-test over the seeds (Holm-"
-                      "corrected over the variants), and a verdict names a direction when both agree; where it names "
-                      "none, \"no measurable difference\" needs the interval within the margin, and an interval "
-                      "reaching past it says \"too few seeds to tell\" (more seeds, `--seeds`, narrow it). Pictures "
-                      f"and models shown: seed {base['by_seed']['seeds'][0]}.", ""]
+                      "is the mean of the seeds' differences, with a 95 % interval that holds both retraining and the "
+                      "test set the seeds share. Pictures and models shown: seed "
+                      f"{base['by_seed']['seeds'][0]}.", ""]
     if (torch_base := named.get("torch-base-fp32")) and torch_base["params"].get("input_model"):
         parts += [f"PyTorch base: the state dict `{torch_base['params']['input_model']}` (--input-model), used as "
                   "it is.", ""]
@@ -197,6 +196,16 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     readme = atomic_write_text(summary_dir / "README.md", text)
     claim(summary_dir, [readme, *(summary_dir / name for name in re.findall(r"\]\((images/[^)]+)\)", text))])
     return readme
+
+
+def _answer_section(records: list[Record], images: Path, margin_pp: float) -> list[str]:
+    """The answer first: at most six lines (answers.answer_first) and the picture of every verdict, then how to
+    read the verdicts."""
+    images.mkdir(parents=True, exist_ok=True)
+    report.plot_verdicts(records, margin_pp).savefig(images / "verdicts.png", dpi=110)
+    return ["## The answer", "", answers.answer_first(records, margin_pp), "",
+            "![each variant's accuracy change against its control, with its interval and verdict](images/verdicts.png)",
+            "", verdicts.READING.format(margin=f"{margin_pp:g}"), ""]
 
 
 def _recovery_section(records: list[Record], images: Path) -> list[str]:
