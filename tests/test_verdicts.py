@@ -29,7 +29,7 @@ def test_the_margin_moves_the_verdict_and_within_margin_agrees_with_it():
 
 def test_a_variant_still_recovering_is_shown_as_a_bound():
     said = verdicts.judge({"delta_pp": -0.67, "low_pp": -1.09, "high_pp": -0.25}, 1.0, still_recovering=True)["said"]
-    assert said == "worse (still recovering: at least -0.67 pp)"
+    assert said == "worse; still recovering: at least -0.67 pp"
 
 
 def test_the_evidence_says_what_every_seed_showed_with_its_own_test():

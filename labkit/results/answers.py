@@ -236,7 +236,7 @@ def answer_first(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> s
 def _undecided(compressed: list[Record], tests: dict[str, dict[str, Any]], records: list[Record]) -> str:
     """What the seeds cannot decide yet, how many seeds would, and which variants are still recovering."""
     n = max(map(seeds.count, records))
-    open_ = [f"{r['name']} ({_seeds_needed(tests[r['name']])})" for r in compressed
+    open_ = [r["name"] + (f" ({_seeds_needed(tests[r['name']])})" if n > 1 else "") for r in compressed
              if tests[r["name"]]["verdict"] == verdicts.UNDECIDED]
     line = (f"- **Undecided with {n} seed{'s' * (n > 1)}**: " + ", ".join(open_) if open_ else
             f"- **Every comparison decided** by {n} seed{'s' * (n > 1)}")
@@ -251,7 +251,7 @@ def _undecided(compressed: list[Record], tests: dict[str, dict[str, Any]], recor
 def _seeds_needed(test: dict[str, Any]) -> str:
     if test.get("seeds_needed"):
         return f"about {test['seeds_needed']} seeds would decide it"
-    return "more seeds alone would not decide it" if "seeds_var_pp2" in test else "its test set cannot decide it"
+    return "more seeds alone would not decide it"
 
 
 def _dominance(records: list[Record], tests: dict[str, dict[str, Any]], small: Record | None,

@@ -391,7 +391,7 @@ def plot_verdicts(records: list[Record], margin_pp: float = stats.MARGIN_PP):
     the frame are cut at its edge and their Δ written there."""
     tests = tested(records, margin_pp)
     shown = sorted((r for r in records if r["name"] in tests), key=lambda r: -r["size"]["times_smaller"])
-    fig, ax = plt.subplots(figsize=(8.5, 0.38 * len(shown) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.38 * len(shown) + 1.4))
     left = max(min(tests[r["name"]]["low_pp"] for r in shown) - 0.2, -4 * margin_pp)
     right = max(max(tests[r["name"]]["high_pp"] for r in shown) + 0.2, 0.5 * margin_pp)
     ax.axvspan(-margin_pp, 0, color="tab:blue", alpha=0.07)
@@ -402,10 +402,11 @@ def plot_verdicts(records: list[Record], margin_pp: float = stats.MARGIN_PP):
         color = VERDICT_COLORS[t["verdict"]]
         low, high, delta = (min(max(v, left), right) for v in (t["low_pp"], t["high_pp"], t["delta_pp"]))
         ax.plot([low, high], [y, y], color=color, lw=2.5, solid_capstyle="butt")
-        ax.plot(delta, y, "o", color=color, mfc="white" if t["still_recovering"] else color)
         if t["delta_pp"] < left:
-            ax.annotate(f"{t['delta_pp']:+.1f} pp ◂", (left, y), xytext=(3, 3), textcoords="offset points",
+            ax.annotate(f"◂ {t['delta_pp']:+.1f} pp", (left, y), xytext=(2, 4), textcoords="offset points",
                         fontsize=7, color=color)
+        else:
+            ax.plot(delta, y, "o", color=color, mfc="white" if t["still_recovering"] else color)
         ax.annotate(f"{r['size']['times_smaller']:.1f}×", (1.01, y), xycoords=("axes fraction", "data"),
                     fontsize=7, va="center")
     ax.set_yticks(range(len(shown)), [r["name"] for r in shown], fontsize=8)
@@ -413,7 +414,8 @@ def plot_verdicts(records: list[Record], margin_pp: float = stats.MARGIN_PP):
     ax.set_xlim(left, right)
     handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items()
                if any(tests[r["name"]]["verdict"] == v for r in shown)]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.07, 1), title="verdict",
+              title_fontsize=7)
     ax.set(xlabel=f"Δ accuracy against the control (pp), 95 % interval; dashed: −{margin_pp:g} pp margin",
            title="What each variant costs (right: × smaller zipped; open dot: still recovering)")
     fig.tight_layout()

@@ -29,7 +29,7 @@ READING = ("How to read a verdict: each is where the 95 % interval of the varian
            "(holds 0, rules out a loss beyond the margin), *worse but within the margin*, *undecided* (holds both 0 "
            "and −{margin} pp: the data cannot tell yet), *worse*, *worse by more than the margin*. Each interval is "
            "a per-comparison 95 % one: were every method harmless, about one comparison in 40 would still read "
-           "worse.")
+           "worse, so among fifteen a lone worse one may be chance.")
 
 
 def verdict(low_pp: float, high_pp: float, margin_pp: float = stats.MARGIN_PP) -> str:
@@ -50,7 +50,7 @@ def judge(test: Test, margin_pp: float = stats.MARGIN_PP, still_recovering: bool
     closer to its control: its Δ is a lower bound, and `said` says so."""
     found = verdict(test["low_pp"], test["high_pp"], margin_pp)
     needed = stats.seeds_to_decide(test, margin_pp) if found == UNDECIDED and "seeds_var_pp2" in test else None
-    said = found + (f" (still recovering: at least {test['delta_pp']:+.2f} pp)" if still_recovering else "")
+    said = found + (f"; still recovering: at least {test['delta_pp']:+.2f} pp" if still_recovering else "")
     if found == UNDECIDED and "seeds_var_pp2" in test:
         said += f"; about {needed} seeds would decide it" if needed else "; more seeds alone would not decide it"
     return {**test, "verdict": found, "said": said, "margin_pp": margin_pp, "still_recovering": still_recovering,

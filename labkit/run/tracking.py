@@ -122,7 +122,7 @@ class Tracker:
             from labkit.results import seeds as runs
 
             client = _client(self.uri)
-            numbers = summary_metrics(runs.load(results_dir, seeds, margin_pp), margin_pp)
+            numbers = summary_metrics(runs.load(results_dir, seeds), margin_pp)
             client.log_batch(self.parent, metrics=_metrics(numbers, int(time.time() * 1000)))
             for path, folder in summary_files(summary_dir):
                 client.log_artifact(self.parent, str(path), folder)
