@@ -155,7 +155,7 @@ def _speed_of(record: Record, records: list[Record]) -> Speed:
     return speed.speed_factor(record, _base_of(record, _by_name(records)))
 
 
-def _claim(r: Record, t: dict[str, Any]) -> str:
+def _claim(t: dict[str, Any]) -> str:
     """A variant's Δ against its control with its interval and verdict, as the answer states it."""
     return (f"{t['delta_pp']:+.2f} pp against its control (95 % CI {t['low_pp']:+.2f} … {t['high_pp']:+.2f}: "
             f"{t['said']})")
@@ -188,7 +188,7 @@ def breaking_points(records: list[Record], tests: dict[str, dict[str, Any]]) -> 
             held = f"holds to {unit(holding[-1])} and " if holding and sweep.index(holding[-1]) < sweep.index(
                 first) else ""
             said.append(f"{label} {held}leaves the margin at {unit(first)} ({first['name']}: "
-                        f"{_claim(first, tests[first['name']])})")
+                        f"{_claim(tests[first['name']])})")
     return said
 
 
@@ -216,14 +216,14 @@ def answer_first(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> s
     lines = []
     if small := smallest_at_no_cost(records, tests):
         lines.append(f"- **Smallest at no measurable cost**: {small['name']}, {small['size']['times_smaller']:.1f}× "
-                     f"smaller zipped than its FP32 base, {_claim(small, tests[small['name']])}.")
+                     f"smaller zipped than its FP32 base, {_claim(tests[small['name']])}.")
     else:
         lines.append("- **No compressed variant comes at no measurable cost**: each loses accuracy, or may.")
     if quick := fastest(records, tests):
         ratio, low, high = _speed_of(quick, records)
         span = f" (95 % CI {low:.1f}–{high:.1f}×)" if low is not None else ""
         lines.append(f"- **Fastest**: {quick['name']}, {ratio:.1f}×{span} faster than its base at batch 1, "
-                     f"{_claim(quick, tests[quick['name']])}.")
+                     f"{_claim(tests[quick['name']])}.")
     else:
         lines.append("- **Fastest**: no variant ran clearly faster than its base at batch 1.")
     if breaks := breaking_points(records, tests):
@@ -257,15 +257,14 @@ def _seeds_needed(test: dict[str, Any]) -> str:
 def _dominance(records: list[Record], tests: dict[str, dict[str, Any]], small: Record | None,
                quick: Record | None) -> str:
     """One line: the variant best on size, speed and accuracy at once, or "a trade-off" in those words."""
-    compressed = _compressed(records, tests)
-    smallest = max(compressed, key=lambda r: r["size"]["times_smaller"])
+    smallest = max(_compressed(records, tests), key=lambda r: r["size"]["times_smaller"])
     if small is not None and small is quick and small is smallest:
         return (f"- **{small['name']} dominates**: the smallest and the fastest compressed model, at no "
                 "measurable cost.")
-    others = [f"the smallest model of all is {smallest['name']} ({smallest['size']['times_smaller']:.1f}×, "
-              f"{tests[smallest['name']]['verdict']})"] if smallest is not small else []
+    also = (f"; the smallest model of all is {smallest['name']} ({smallest['size']['times_smaller']:.1f}×, "
+            f"{tests[smallest['name']]['verdict']})" if smallest is not small else "")
     return ("- **Which method dominates? None: a trade-off.** No variant is best on size, speed and accuracy at "
-            "once" + (f"; {others[0]}" if others else "") + ".")
+            f"once{also}.")
 
 
 def answer_dominance(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> str:
