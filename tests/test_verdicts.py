@@ -40,6 +40,8 @@ def test_the_evidence_says_what_every_seed_showed_with_its_own_test():
     mixed = [*seeds[:2], {"delta_pp": 0.1, "low_pp": -0.3, "high_pp": 0.5, "p_value": 0.6}]
     assert verdicts.evidence({"per_seed": mixed}) == "worse in 2 of 3 seeds (each McNemar p < 1e-68)"
     assert verdicts.evidence(seeds[2]) == "one seed, McNemar p = 1e-90"
+    underflow = [{**t, "p_value": 0.0} for t in seeds]  # clustered-2's 38 pp loss: p below the smallest float
+    assert verdicts.evidence({"per_seed": underflow}) == "worse in 3 of 3 seeds (each McNemar p < 1e-300)"
 
 
 def test_an_undecided_comparison_over_seeds_says_how_many_seeds_would_decide_it():

@@ -82,8 +82,8 @@ def _each_p(tests: list[Test]) -> str:
         return "by their intervals"
     largest = max(t["p_value"] for t in tests)
     head = "each McNemar p" if len(tests) > 1 else "McNemar p"
-    if 0 < largest < 1e-3:
-        return f"{head} < 1e-{-math.ceil(math.log10(largest))}"
+    if largest < 1e-3:  # below 1e-300 a p-value underflows to 0
+        return f"{head} < 1e-{-math.ceil(math.log10(max(largest, 1e-300)))}"
     return f"{head} {'≤' if len(tests) > 1 else '='} {largest:.2g}"
 
 
