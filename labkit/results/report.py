@@ -388,12 +388,12 @@ VERDICT_COLORS = dict(zip(verdicts.ORDER, ["tab:green", "tab:blue", "tab:olive",
 def plot_verdicts(records: list[Record], margin_pp: float = stats.MARGIN_PP):
     """Each variant's Δ against its control with its 95 % interval, 0 and −margin drawn, coloured by the verdict
     read from it, with how many times smaller (zipped) it is: the answer in one picture. Intervals reaching past
-    the frame are cut at its edge and their Δ written there."""
+    the frame (4 margins below 0, 3 above) are cut at its edge, and a Δ beyond it is written there."""
     tests = tested(records, margin_pp)
     shown = sorted((r for r in records if r["name"] in tests), key=lambda r: -r["size"]["times_smaller"])
     fig, ax = plt.subplots(figsize=(10, 0.38 * len(shown) + 1.4))
     left = max(min(tests[r["name"]]["low_pp"] for r in shown) - 0.2, -4 * margin_pp)
-    right = max(max(tests[r["name"]]["high_pp"] for r in shown) + 0.2, 0.5 * margin_pp)
+    right = min(max(max(tests[r["name"]]["high_pp"] for r in shown) + 0.2, 0.5 * margin_pp), 3 * margin_pp)
     ax.axvspan(-margin_pp, 0, color="tab:blue", alpha=0.07)
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(-margin_pp, color="tab:red", lw=0.8, ls="--")
