@@ -1,14 +1,15 @@
 """Quiet output: the lab's libraries print harmless lines at start-up and on some calls; each is silenced where it
 comes from, so notebooks and reports show the lab, not library noise.
 
-- Environment variables, for what reads them: TensorFlow's C++ log level and oneDNN's notice, litert-torch's
+- Environment variables, for what reads them: TensorFlow's C++ log level, litert-torch's
   progress, MLflow's link to every run it ends.
 - Logger levels, for Python loggers that warn about their own internals (torchao's optional CUDA kernels, torch's
   pytree deprecation, NNI's notice that its v2 API, the course's, will go in v3, MLflow's new store's tables).
 - Warning filters that name the message and the module that warns, never a blanket ignore.
-- Native stderr closed around the few calls whose C++ lines no setting reaches: importing TensorFlow (absl's
-  "before InitializeLog" notice and the CUDA probe), the TFLite interpreter's XNNPACK notice and the INT8
-  converter's summary. Errors still reach the user: they are Python exceptions, not stderr lines.
+- Native stderr closed around the few calls whose C++ lines no setting reaches: importing TensorFlow (absl's "before
+  InitializeLog" notices: oneDNN's "slightly different numerical results", the CUDA probe), the TFLite interpreter's
+  XNNPACK notice and the INT8 converter's summary. Errors still reach the user: they are Python exceptions, not stderr
+  lines.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3",
                "LITERT_TORCH_SHOW_PROGRESS": "n",  # litert-torch logs every step of a conversion
                "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # MLflow's emoji link to every run it ends
 LOGGERS = ["torchao", "torch.utils._pytree", "nni.algorithms.compression.v2.pytorch.pruning.basic_pruner", "absl",

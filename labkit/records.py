@@ -1,18 +1,20 @@
 """A result's record and its key: what made it, so that a record is reused only by a run that would make the same one.
 
-The key names the data (kind and checksum of its files), the selection (training samples, validation and test
-fractions, image size, grayscale), the seed, the base model (a checksum of its weights, whether trained here or
-given by the user), the variant's own settings and fine-tuning budget, the control it was compared with, and the
-versions of the libraries that shape the numbers. A run that finds a record with another key, or with none (an
-older labkit's), recomputes it and says in one line what differed, as Snakemake and DVC rerun a step whose inputs
-changed.
+The key names the data (kind and checksum of its files), the selection (training samples, validation and test fractions,
+image size, grayscale), the seed, the base model (a checksum of its weights, whether trained here or given by the user),
+the variant's own settings and fine-tuning budget, the control it was compared with, and the versions of the libraries
+that shape the numbers (and TensorFlow's kernels). A run that finds a record with another key, or with none (an older
+labkit's), recomputes it and says in one line what differed, as Snakemake and DVC rerun a step whose inputs changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
 import re
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,17 +27,33 @@ from labkit.files import read_json
 from labkit.paths import ROOT, shown
 
 Record = dict[str, Any]
-KERAS = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
+KERAS = ("tensorflow", "tensorflow kernels", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
 TORCH = ("torch", "nni", "torch-pruning", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert")
 STALE = "recomputing "  # how the line that reports a stale record starts: the runner relays these lines
 
 
+def tensorflow_kernels() -> str:
+    """Which kernels TensorFlow's CPU ops run, "oneDNN" or "Eigen": they sum in different orders, so a model
+    trained with one differs in its last bits from one trained with the other, and records name them. TensorFlow
+    reads TF_ENABLE_ONEDNN_OPTS once (labkit sets 1: twice the lab's training speed, `make bench`); a process
+    that has not imported it reads the variable as TensorFlow would (oneDNN only in its x86 builds)."""
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
+    on = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() in ("1", "true")
+    return "oneDNN" if on and platform.machine().lower() in ("x86_64", "amd64") else "Eigen"
+
+
+SETTINGS = {"tensorflow kernels": tensorflow_kernels}  # what shapes the numbers beside the libraries' versions
+
+
 def versions(libraries: tuple[str, ...]) -> dict[str, str]:
-    """The installed version of each library (read from its metadata, nothing imported)."""
+    """The installed version of each library (read from its metadata, nothing imported), and each of SETTINGS."""
     found = {}
     for name in libraries:
         try:
-            found[name] = metadata.version(name)
+            found[name] = SETTINGS[name]() if name in SETTINGS else metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found

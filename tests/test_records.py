@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -116,7 +117,20 @@ def test_made_by_says_what_made_the_numbers():
     assert records.made_by(record)["selection"].startswith(
         "54,000 training and 6,000 validation images (train_samples all, 10% held out); variants and controls "
         "fine-tuned on 27,000 of the training images; 10,000 test images")
-    assert rows["libraries"].startswith("tensorflow 2.21.0, tf-keras 2.21.0")
+    assert rows["libraries"].startswith("tensorflow 2.21.0, tensorflow kernels oneDNN, tf-keras 2.21.0")
+
+
+def test_records_name_tensorflow_kernels_as_tensorflow_runs_them(monkeypatch):
+    """oneDNN's and Eigen's kernels round differently: a record names which ran, read from TensorFlow once it is
+    loaded, else from TF_ENABLE_ONEDNN_OPTS as TensorFlow would read it."""
+    import tensorflow as tf  # noqa: F401  (loaded: asked directly)
+
+    assert records.versions(("tensorflow kernels",)) == {"tensorflow kernels": "oneDNN"}
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert records.tensorflow_kernels() == "Eigen"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert records.tensorflow_kernels() == "oneDNN"
 
 
 def test_the_selection_names_the_images_variants_are_fine_tuned_on():

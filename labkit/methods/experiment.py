@@ -124,10 +124,10 @@ def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, pa
     a cosine (keras_models.warmup_cosine); every epoch runs. A number: the course's constant rate, stopping once
     validation accuracy has not improved for `patience` epochs (at most `epochs`). Either way the best validation
     epoch's weights are kept: a base still learning would credit every fine-tuned variant with its own progress.
-    The file name holds every setting that changes the model (input size, samples, batch, epochs, schedule or
-    patience, learning rate, seed; for the pets also the weights and fine-tuned blocks), so a run at other settings
-    never picks up a base model that does not fit it. For the pets, `weights` and `fine_tune_blocks` are those of
-    `pets_mobilenet` and `train_pets_mobilenet`.
+    The file name holds every setting that changes the model (input size, samples, batch, epochs, schedule or patience,
+    learning rate, seed, TensorFlow's kernels; for the pets also the weights and fine-tuned blocks), so a run at other
+    settings never picks up a base model that does not fit it. For the pets, `weights` and `fine_tune_blocks` are those
+    of `pets_mobilenet` and `train_pets_mobilenet`.
     """
     import tensorflow as tf
 
@@ -143,6 +143,8 @@ def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, pa
     tag = f"{size}-n{len(exp.x_train)}-b{exp.batch_size}-e{epochs}-{schedule}-lr{learning_rate:g}-s{exp.seed}"
     if exp.is_pets:
         tag += f"-w{keras_models.weights_tag(weights)}-ft{fine_tune_blocks}"
+    if records.tensorflow_kernels() == "oneDNN":  # a base trained with Eigen's kernels keeps its old name
+        tag += "-onednn"
     path = exp.models_dir / f"{exp.data.key}-base-{tag}.keras"
     history_path = path.with_suffix(".history.json")
     if path.is_file():
@@ -152,14 +154,15 @@ def base_model(exp: Experiment, epochs: int = 6, learning_rate: float = 3e-3, pa
         keep = tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience or epochs,
                                                 restore_best_weights=True)
         fit = {"validation_data": exp.val_ds(), "epochs": epochs, "callbacks": [keep], "verbose": 2}
-        steps = None if patience else epochs * math.ceil(len(exp.x_train) / exp.batch_size)
+        per_epoch = math.ceil(len(exp.x_train) / exp.batch_size)  # one graph call an epoch: no per-step callback
+        steps = None if patience else epochs * per_epoch
         if exp.is_pets:
             model, used = keras_models.pets_mobilenet(exp.data.num_classes, exp.x_train.shape[1], weights)
             history = keras_models.train_pets_mobilenet(model, exp.train_ds(), learning_rate, fine_tune_blocks,
-                                                        steps, **fit)
+                                                        steps, per_epoch, **fit)
         else:
             model, used = keras_models.fashion_cnn(exp.data.num_classes, exp.x_train.shape[1:]), "none"
-            compile_model(model, learning_rate, steps)
+            compile_model(model, learning_rate, steps, per_epoch)
             history = model.fit(exp.train_ds(), **fit).history
         write_json(history_path, {k: [float(v) for v in values] for k, values in history.items()})
         path.with_suffix(".weights.txt").write_text(used)
@@ -198,6 +201,12 @@ class FineTuning:
     steps_per_epoch: int
 
     @property
+    def steps_per_execution(self) -> int:
+        """Steps Keras runs in one graph call: as many as fit between two checks and within an epoch, so that every
+        check and every epoch's end still falls between two calls."""
+        return math.gcd(self.rule.interval, self.steps_per_epoch)
+
+    @property
     def epochs(self) -> int:
         """Epochs for Keras' fit to cover the rule's maximum (the rule stops it within the last one)."""
         return math.ceil(self.rule.max_steps / self.steps_per_epoch)
@@ -233,7 +242,7 @@ def fine_tune(model, exp: Experiment, tuning: FineTuning, callbacks: list | None
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(exp.seed)
-    compile_model(model, tuning.learning_rate)
+    compile_model(model, tuning.learning_rate, steps_per_execution=tuning.steps_per_execution)
     watching = watch(exp, tuning, keep, desc)
     model.fit(exp.fine_tune_ds(), epochs=tuning.epochs, callbacks=[*(callbacks or []), watching], verbose=0)
     return watching.curve

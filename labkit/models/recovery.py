@@ -125,13 +125,14 @@ def keras_watch(rule: Rule, x_val: np.ndarray, y_val: np.ndarray, keep: Callable
     """A Keras callback that checks validation accuracy every `rule.interval` steps, stops fit by the rule and
     leaves the model with the weights of its best check, with a progress bar over the maximum. Its `curve` starts
     at step 0, before the first update (after `prepare(model)`, e.g. applying pruning masks). `keep(step, model)`
-    is called at every check: the control keeps its weights there."""
+    is called at every check: the control keeps its weights there. A model compiled with `steps_per_execution`
+    calls it once per execution: that number must divide the interval, so that the checks fall between calls."""
     import tensorflow as tf
 
     class Watch(tf.keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.curve, self.step, self.best_weights, self.bar = Curve(rule), 0, None, None
+            self.curve, self.step, self.epoch_start, self.best_weights, self.bar = Curve(rule), 0, 0, None, None
 
         def _check(self) -> None:
             accuracy = float((self.model.predict(x_val, batch_size=256, verbose=0).argmax(1) == y_val).mean())
@@ -150,9 +151,17 @@ def keras_watch(rule: Rule, x_val: np.ndarray, y_val: np.ndarray, keep: Callable
                 prepare(self.model)
             self._check()
 
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch_start = self.step
+
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            self.step += 1
-            self.bar.update()
+            step = self.epoch_start + batch + 1  # `batch`: the execution's last step in this epoch
+            if step // rule.interval > self.step // rule.interval and step % rule.interval:
+                raise LabkitError(f"fine-tuning checks every {rule.interval} steps, but Keras ran steps "
+                                  f"{self.step + 1}–{step} in one call: compile with a steps_per_execution that "
+                                  f"divides {rule.interval} (e.g. tuning.steps_per_execution)")
+            self.bar.update(step - self.step)
+            self.step = step
             if self.step % rule.interval == 0 or self.step >= rule.max_steps:
                 self._check()
 
