@@ -47,7 +47,8 @@ def silence() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for message, category, module in WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
-    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+    if any(quiet not in sys.modules for quiet in QUIET_IMPORTS) and not any(
+            isinstance(f, _QuietImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImport())
 
 
@@ -65,12 +66,16 @@ def native_stderr_closed() -> Iterator[None]:
         os.close(saved)
 
 
+QUIET_IMPORTS = ("tensorflow", "litert_converter.mlir")  # litert-torch's converter: MLIR linked to TensorFlow
+
+
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Runs the first `import tensorflow`, wherever it happens, with native stderr closed: the lab imports
-    TensorFlow lazily in many places (and TFMOT, tf_keras and litert-torch import it too)."""
+    """Runs the first `import tensorflow` (and of QUIET_IMPORTS' other modules), wherever it happens, with native
+    stderr closed: the lab imports TensorFlow lazily in many places (and TFMOT, tf_keras and litert-torch import it
+    too)."""
 
     def find_spec(self, name: str, path: object = None, target: ModuleType | None = None) -> ModuleSpec | None:
-        if name != "tensorflow":
+        if name not in QUIET_IMPORTS:
             return None
         for finder in sys.meta_path:  # the real finders locate it; this only wraps its execution
             if finder is not self and (spec := getattr(finder, "find_spec", lambda *a: None)(name, path, target)):
@@ -85,8 +90,8 @@ class _QuietImport(importlib.abc.MetaPathFinder):
                     execute(module)
                 # In a kernel TensorFlow logs at INFO to stdout ("Assets written to …" at every TFLite conversion).
                 logging.getLogger("tensorflow").setLevel(logging.ERROR)
-                if self in sys.meta_path:  # imported: nothing left to wrap
-                    sys.meta_path.remove(self)
+                if self in sys.meta_path and all(quiet in sys.modules for quiet in QUIET_IMPORTS):
+                    sys.meta_path.remove(self)  # all imported: nothing left to wrap
 
             spec.loader.exec_module = exec_quietly
         return spec

@@ -99,10 +99,8 @@ def parent_model(exp: Experiment, base, how: Deployment, ref: dict, control: dic
     parent = parent_variant(exp, base, how, ref, control, tuning)
     if parent is ref:
         return parent, base
-    if (model := experiment.kept_model(exp, parent)) is None:
-        parent = parent_variant(exp, base, how, ref, control, tuning, force=True)
-        model = experiment.kept_model(exp, parent)
-    return parent, model
+    return experiment.with_kept_model(exp, parent,
+                                      lambda: parent_variant(exp, base, how, ref, control, tuning, force=True))
 
 
 def params(how: Deployment, parent: dict, tuning: FineTuning) -> dict[str, Any]:

@@ -326,6 +326,15 @@ def kept_model(exp: Experiment, record: dict[str, Any]):
     return load_model(path) if path.is_file() else None
 
 
+def with_kept_model(exp: Experiment, record: dict[str, Any], remake) -> tuple[dict[str, Any], Any]:
+    """A parent variant's record and its stripped model, where a chained variant starts; a record made before
+    models were kept beside their records is made once more (`remake()`), to have the model."""
+    if (model := kept_model(exp, record)) is None:
+        record = remake()
+        model = kept_model(exp, record)
+    return record, model
+
+
 def clustering_params(clusters: int, tuning: FineTuning) -> dict[str, Any]:
     """The settings a clustered variant's record keeps (and its key names)."""
     return {"clusters": clusters, **tuning.params(), "init": "linear"}
@@ -442,17 +451,20 @@ def pruned_clustered_variant(exp: Experiment, base, sparsity: float, clusters: i
                              tuning: FineTuning, force: bool = False) -> dict[str, Any]:
     """Prune, then cluster with preserve_sparsity (zeros stay zeros), fine-tuning to recovery after each step.
 
-    It is compared with the control after the steps of both fine-tunings together. The accuracy before
-    fine-tuning is the one right after clustering, before the second fine-tuning.
+    The pruning is pruned-<sparsity>-fp32's, its own variant (made now if this run has not made it): the same
+    seed, batches and rule would train the same weights again, bit for bit. It is compared with the control after
+    the steps of both fine-tunings together. The accuracy before fine-tuning is the one right after clustering,
+    before the second fine-tuning.
     """
     name = f"pruned-{sparsity:g}-clustered-{clusters}-fp32"
     params = {"sparsity": sparsity, "clusters": clusters, **tuning.params()}
     if record := load_record(exp.results_dir, name, exp.context.key(params, control), force):
         return record
     check_budget(control, tuning)
-    pruned = compress.prune(base, sparsity, only=exp.layer_filter("pruning"))
-    pruning = fine_tune(pruned, exp, tuning, compress.pruning_callbacks(), desc=f"{name}: pruning").as_record()
-    model = compress.cluster(compress.strip(pruned), clusters, only=exp.layer_filter(), preserve_sparsity=True)
+    parent, pruned = with_kept_model(exp, pruned_variant(exp, base, sparsity, ref, control, tuning),
+                                     lambda: pruned_variant(exp, base, sparsity, ref, control, tuning, force=True))
+    pruning = parent["fine_tuning"]
+    model = compress.cluster(pruned, clusters, only=exp.layer_filter(), preserve_sparsity=True)
     before = accuracy_now(exp, model)
     clustering = fine_tune(model, exp, tuning, desc=f"{name}: clustering").as_record()
     fine_tuned = {"steps": pruning["steps"] + clustering["steps"],
