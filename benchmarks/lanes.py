@@ -3,9 +3,11 @@
 `.venv/bin/python benchmarks/lanes.py [--rounds 3]` trains, in fresh processes with each framework's default thread
 count (as the notebooks do), the lab's Keras CNN (batch 64, 211 steps per graph call, as its fine-tuning) and the
 course's PyTorch classifier (batch 256, fused Adam, as 03), on random images: first each alone, then both at once,
-`--rounds` times. It prints each one's wall time alone and beside the other, and the two lanes' gain: the sum of
-the times alone over the time of both at once. labkit.run.lanes runs a seed's notebooks this way; a gain near 1
-would mean the two frameworks only take turns on the cores.
+`--rounds` times. It prints each one's wall time alone and beside the other, and the gain of two lanes: the sum of
+the times alone over the time of both at once. Whether a run's Keras and PyTorch notebooks should run side by side
+(the runner runs them one after another) is this gain: on 2 cores it was 0.95, each framework's threads only taking
+turns with the other's. With one thread each the frameworks would not compete, but a thread count changes the
+order of their sums, so the numbers would change too (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Notebook executions: one notebook run by papermill with its parameters, into a results folder.
 
-The runner plans them (labkit.run.runner) and runs them, its Keras and PyTorch notebooks side by side
-(labkit.run.lanes); labkit.run.ray_backend runs them as Ray tasks.
+The runner plans them (labkit.run.runner) and runs them one after another; labkit.run.ray_backend runs them as Ray
+tasks.
 An executed notebook keeps, in its metadata, the settings it ran with and the keys of the records it left: a later
 execution of the same job is skipped only when both still hold (same settings, records unchanged, and the data,
 base model and libraries their keys name unchanged). Everything else runs the notebook, which recomputes what is
@@ -109,9 +109,8 @@ def stale_lines(executed: Path) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(records.STALE)]
 
 
-def execute(job: Job, force: bool, log, position: int = 0) -> Path | None:
-    """Run one notebook with papermill into its folder's notebooks/, unless its last execution still stands; its
-    progress bar on line `position` (a lane's, labkit.run.lanes)."""
+def execute(job: Job, force: bool, log) -> Path | None:
+    """Run one notebook with papermill into its folder's notebooks/, unless its last execution still stands."""
     import papermill as pm
 
     if not force and up_to_date(job):
@@ -125,9 +124,9 @@ def execute(job: Job, force: bool, log, position: int = 0) -> Path | None:
     os.environ["PYTHONPATH"] = pythonpath()  # the kernel imports this checkout's labkit, as the runner did
     # An immediate shutdown kills the kernel when the notebook ends or the run stops: a graceful one asks a kernel
     # that may be mid-cell to quit, and it prints tracebacks from its closed sockets.
-    bar = {"desc": job.path.stem, "leave": False, "position": position}
     pm.execute_notebook(str(NOTEBOOKS / f"{job.notebook}.ipynb"), str(partial), parameters=parameters,
-                        cwd=str(NOTEBOOKS), progress_bar=bar, log_output=False, shutdown_kernel="immediate")
+                        cwd=str(NOTEBOOKS), progress_bar={"desc": job.path.stem, "leave": False}, log_output=False,
+                        shutdown_kernel="immediate")
     executed = json.loads(partial.read_text())
     executed["metadata"]["labkit"] = _stamp(job)
     atomic_write_text(job.path, json.dumps(executed, indent=1, ensure_ascii=False) + "\n")

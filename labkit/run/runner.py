@@ -9,7 +9,6 @@ summary.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from labkit.models import user_files
 from labkit.paths import ROOT, resolve, shown
 from labkit.results.scale import QUICK, QUICK_TASKS, QUICK_TEST_FRACTION
 from labkit.results.scale import check as check_scale
-from labkit.run import lanes, tracking
+from labkit.run import tracking
 from labkit.run.execution import COURSE_OUTPUTS, Job, execute, notebook_parameters, remove_partial_files
 
 SUMMARY = ROOT / "summaries" / "l03_pruning_clustering"
@@ -343,19 +342,14 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             jobs = [j for j in jobs if j.folder == results_dir]
             for job in jobs:  # the summary says where the seeds ran
                 job.parameters["executed_on"] = on_ray
-        one_at_a_time = threading.Lock()
-
-        def run_one(job: Job, lane: int) -> Path | None:
-            i, elapsed = jobs.index(job) + 1, clock(time.monotonic() - start)
+        for i, job in enumerate(jobs, 1):
+            elapsed = clock(time.monotonic() - start)
             todo = ", ".join(job.variants) or "all records"
             where = f", {job.folder.name}" if job.folder != results_dir else ""
             log(f"[{i}/{len(jobs)}] {job.notebook}{where}: {todo} (elapsed {elapsed}; then {len(jobs) - i} more)")
-            out = execute(job, force, log, position=lane)
-            with one_at_a_time:  # the tracker's store takes one writer
-                tracking.log_job(tracker, job.folder, job.variants, log)
-            return out
-
-        outputs += lanes.run(jobs, run_one)
+            if out := execute(job, force, log):
+                outputs.append(out)
+            tracking.log_job(tracker, job.folder, job.variants, log)
         if plan.summary:
             export_reports(results_dir, seeds, summary_dir, log)
             tracking.log_summary(tracker, results_dir, seeds, summary_dir, params.get("margin_pp"), log)
