@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ray_scaling import ray_scaling  # beside this file
+from roofline import roofline
 from runtimes import int8_speedups
-from throughput import training_throughput
+from throughput import matmul_peak, training_throughput
 
-import labkit  # noqa: F401  (legacy Keras before TensorFlow)
+import labkit.paths  # legacy Keras before TensorFlow
 from labkit.data import load_fashion_mnist, preprocess
 from labkit.deploy import onnxrt, tflite
 from labkit.records import load_records
@@ -33,6 +34,7 @@ PUBLISHED = {"clustering": {"MobileNetV2, 32 clusters": 69.74 - 71.78},
 FORMATS = {"Zipped size against the entropy bound (KB)": ("", ",.1f", ",.1f", ".3f"),
            "INT8 against FP32 on each LiteRT runtime, over fresh processes": ".3f",
            "Training throughput of the PyTorch classifier beside the matmul peak": ".0f",
+           "Where the first seed's time goes against the cores' peak": ",.1f",
            "The same plan sequentially and on local Ray, and the bound on more nodes": ".2f"}
 
 
@@ -158,6 +160,8 @@ def main() -> None:
         "Zipped size against the entropy bound (KB)": bound_table(records),
         "Accuracy change against the base, beside published TFMOT changes": accuracy_table(records),
         "Training throughput of the PyTorch classifier beside the matmul peak": training_throughput(),
+        "Where the first seed's time goes against the cores' peak": roofline(results, labkit.paths.ROOT / "models",
+                                                                             matmul_peak()),
         "The same plan sequentially and on local Ray, and the bound on more nodes": ray_scaling(),
     }
     for title, table in tables.items():

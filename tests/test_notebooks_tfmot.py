@@ -46,6 +46,9 @@ def test_pruned_kernels_reach_the_sparsity(fashion_run):
         assert all(stat["sparsity"] == pytest.approx(s, abs=0.01) for stat in kernels.values())
     combined = records["pruned-0.5-clustered-16-fp32"]["kernels"]
     assert all(stat["unique_values"] <= 16 and stat["sparsity"] >= 0.49 for stat in combined.values())
+    # its pruning is pruned-0.5-fp32's, not trained again (a second training would have taken its own seconds)
+    assert records["pruned-0.5-clustered-16-fp32"]["fine_tuning"]["pruning"] == records["pruned-0.5-fp32"][
+        "fine_tuning"]
 
 
 def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
@@ -175,7 +178,7 @@ def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(t
     for seed in (1, 2):
         records = {r["name"] for r in load_records(tmp_path / "results" / f"seed-{seed}")}
         assert steady(records) == {"base-fp32", "control-fp32", "clustered-2-fp32"}
-        assert len(list((tmp_path / "models").glob(f"fashion-mnist-*-base-*-s{seed}.keras"))) == 1
+        assert len(list((tmp_path / "models").glob(f"fashion-mnist-*-base-*-s{seed}*.keras"))) == 1
     readme = (tmp_path / "summary" / "README.md").read_text()
     assert "Seeds: 2 (1, 2)" in readme and "## Seed by seed" in readme and "| seed      | 1, 2 " in readme
     assert "Δ vs control, seed 2 (pp)" in readme and "Δ 95 % CI over seeds (pp)" in readme  # the seed is the unit

@@ -31,7 +31,7 @@ def test_a_weights_file_is_the_backbone_and_only_the_head_and_top_blocks_train(t
                              results_dir=tmp_path / "results", models_dir=tmp_path / "models")
     model = experiment.base_model(exp, epochs=1, weights=str(weights), fine_tune_blocks=1)
     assert exp.base_info["weights"] == f"file {weights}" and exp.base_info["fine_tune_blocks"] == 1
-    assert len(list((tmp_path / "models").glob("oxford-pets-*-base-32x32-*-wfile*-ft1.keras"))) == 1
+    assert len(list((tmp_path / "models").glob("oxford-pets-*-base-32x32-*-wfile*-ft1*.keras"))) == 1
     source = tf.keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=str(weights))
     same = {layer.name: all(np.array_equal(a, b) for a, b in zip(layer.get_weights(),
                                                                   model.get_layer(layer.name).get_weights(),

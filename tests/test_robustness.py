@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import DEBIAN_FASHION, ROOT
 
-from labkit import LabkitError
+from labkit import LabkitError, records
 from labkit.data import fashion_mnist, load_fashion_mnist
 from labkit.deploy import tflite
 from labkit.models.keras_models import load_model
@@ -195,7 +195,8 @@ def test_structured_pruning_resumes_after_fine_tuning_without_retraining(tmp_pat
 def test_corrupt_cached_base_model_stops_the_run_with_one_line(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    cached = "fashion-mnist-1cb5a4cf-base-28x28-n270-b64-e1-cos-lr0.003-s42.keras"  # data tag, then the settings
+    kernels = "-onednn" if records.tensorflow_kernels() == "oneDNN" else ""
+    cached = f"fashion-mnist-1cb5a4cf-base-28x28-n270-b64-e1-cos-lr0.003-s42{kernels}.keras"  # data tag, settings
     (models / cached).write_bytes(b"this is not a model")
     results = tmp_path / "results"
     seed = results / "seed-42"
