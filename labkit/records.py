@@ -35,8 +35,8 @@ STALE = "recomputing "  # how the line that reports a stale record starts: the r
 def tensorflow_kernels() -> str:
     """Which kernels TensorFlow's CPU ops run, "oneDNN" or "Eigen": they sum in different orders, so a model
     trained with one differs in its last bits from one trained with the other, and records name them. TensorFlow
-    reads TF_ENABLE_ONEDNN_OPTS once (labkit sets 1: twice the lab's training speed, `make bench`); a process
-    that has not imported it reads the variable as TensorFlow would (oneDNN only in its x86 builds)."""
+    reads TF_ENABLE_ONEDNN_OPTS once (labkit sets 0 unless it is set); a process that has not imported it reads
+    the variable as TensorFlow would (oneDNN only in its x86 builds)."""
     if "tensorflow" in sys.modules:
         from tensorflow.python.util import _pywrap_util_port
 

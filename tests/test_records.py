@@ -117,7 +117,7 @@ def test_made_by_says_what_made_the_numbers():
     assert records.made_by(record)["selection"].startswith(
         "54,000 training and 6,000 validation images (train_samples all, 10% held out); variants and controls "
         "fine-tuned on 27,000 of the training images; 10,000 test images")
-    assert rows["libraries"].startswith("tensorflow 2.21.0, tensorflow kernels oneDNN, tf-keras 2.21.0")
+    assert rows["libraries"].startswith("tensorflow 2.21.0, tensorflow kernels Eigen, tf-keras 2.21.0")
 
 
 def test_records_name_tensorflow_kernels_as_tensorflow_runs_them(monkeypatch):
@@ -125,7 +125,7 @@ def test_records_name_tensorflow_kernels_as_tensorflow_runs_them(monkeypatch):
     loaded, else from TF_ENABLE_ONEDNN_OPTS as TensorFlow would read it."""
     import tensorflow as tf  # noqa: F401  (loaded: asked directly)
 
-    assert records.versions(("tensorflow kernels",)) == {"tensorflow kernels": "oneDNN"}
+    assert records.versions(("tensorflow kernels",)) == {"tensorflow kernels": "Eigen"}  # labkit's default
     monkeypatch.delitem(sys.modules, "tensorflow")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     assert records.tensorflow_kernels() == "Eigen"
