@@ -107,7 +107,7 @@ def compile_model(model, learning_rate: float, steps: int | None = None, steps_p
     """Adam on sparse categorical cross-entropy (from logits, or from probabilities for a model ending in softmax),
     tracking accuracy. At a constant `learning_rate`, or, given the training's `steps`, on warmup_cosine's schedule
     peaking at it. `steps_per_execution` steps run in one graph call between Python's callbacks: the same
-    arithmetic, bit for bit, with less dispatch (tests/test_keras_speed.py)."""
+    arithmetic, bit for bit, with less dispatch (tests/test_steps_per_execution.py)."""
     import tensorflow as tf
 
     rate = warmup_cosine(learning_rate, steps) if steps else learning_rate
