@@ -70,12 +70,12 @@ def measure(steps: int) -> list[dict]:
             model.fit(data, epochs=1, steps_per_epoch=per_call * max(1, 211 // per_call), verbose=0,
                       callbacks=callbacks)  # warm-up: tracing
             models[kind, per_call] = model, callbacks
-    rows = []
+    rows, flops = [], 3 * 64 * forward_flops(base)
     for (kind, per_call), (model, callbacks) in models.items():
         start = time.perf_counter()
         model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
         rows.append({"kind": kind, "kernels": tensorflow_kernels(), "steps per call": per_call,
-                     "steps/s": steps / (time.perf_counter() - start), "flops": 3 * 64 * forward_flops(base)})
+                     "steps/s": steps / (time.perf_counter() - start), "flops": flops})
     return rows
 
 

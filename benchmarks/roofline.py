@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -40,13 +39,6 @@ KERAS_STAGES = {"clustering": ("Keras fine-tuning: clustered (TFMOT wrapper)", N
                                            "quantization_aware")}
 
 
-def _wall_seconds(notebook: Path) -> float:
-    """papermill's start-to-end time of an executed notebook (kernel start and every cell)."""
-    meta = json.loads(notebook.read_text())["metadata"]["papermill"]
-    start, end = (datetime.fromisoformat(meta[k]) for k in ("start_time", "end_time"))
-    return (end - start).total_seconds()
-
-
 def _row(stage: str, images: float, gflop: float, seconds: float) -> dict:
     return {"stage": stage, "images": images, "GFLOP": gflop, "seconds": seconds}
 
@@ -57,61 +49,54 @@ def _fine_tuning(stage: str, tuned: dict, batch: int, train_flops: float, val_fl
     return _row(stage, steps * batch, (steps * batch * train_flops + checks * val_flops) / 1e9, tuned["seconds"])
 
 
+REST = "the rest: data, wrapping, conversion, evaluation, Netron, reports, kernel start"
+
+
 def rows(seed_dir: Path, models: Path) -> list[dict]:
     """The stages of one seed's run, from its records, its base models and its executed notebooks."""
-    import labkit  # noqa: F401  (Keras 2 before TensorFlow loads)
     from labkit.models.keras_models import load_model
+    from labkit.records import load_records
+    from labkit.results.summary import notebook_durations
 
-    def record(name: str) -> dict:
-        return json.loads((seed_dir / f"{name}.json").read_text())
-
+    found = {r["name"]: r for r in load_records(seed_dir)}
     table = pd.concat([cells(n) for n in sorted((seed_dir / "notebooks").glob("*.ipynb"))], ignore_index=True)
-    chosen = record("control-fp32")["key"]["selection"]
+    control = found["control-fp32"]
+    chosen = control["key"]["selection"]
     validation = chosen["validation"]
     out = []
 
-    base_file = models / Path(record("control-fp32")["key"]["base"]["file"]).name
+    base_file = models / Path(control["key"]["base"]["file"]).name
     forward = forward_flops(load_model(base_file))
     epochs = len(json.loads(base_file.with_suffix(".history.json").read_text())["loss"])
     seconds = table[(table.notebook == "01_clustering") & (table.stage == "base")].seconds.sum()
     out.append(_row("Keras base", epochs * chosen["train"],
                     epochs * (chosen["train"] * 3 + validation) * forward / 1e9, seconds))
-    control = record("control-fp32")
     out.append(_fine_tuning("Keras control", control["fine_tuning"], control["params"]["batch_size"], 3 * forward,
                             validation * forward))
-    for path in sorted(seed_dir.glob("*.json")):
-        found = json.loads(path.read_text())
-        if found.get("method") not in KERAS_STAGES or "fine_tuning" not in found:
-            continue
-        stage, part = KERAS_STAGES[found["method"]]
-        tuned = found["fine_tuning"][part] if part else found["fine_tuning"]
-        out.append(_fine_tuning(stage, tuned, found["params"]["batch_size"], 3 * forward, validation * forward))
+    for record in found.values():
+        if record["method"] in KERAS_STAGES and "fine_tuning" in record:
+            stage, part = KERAS_STAGES[record["method"]]
+            tuned = record["fine_tuning"][part] if part else record["fine_tuning"]
+            out.append(_fine_tuning(stage, tuned, record["params"]["batch_size"], 3 * forward, validation * forward))
 
-    nni = record(f"structured-{_structured_sparsity(seed_dir):g}")
+    structured = [r for r in found.values() if r["method"] == "structured pruning"]
+    nni = next(r for r in structured if r["params"]["pruner"] == "nni")
     torch_forward = 2 * nni["stages"]["base"]["flops"]
     torch_base = Path(nni["key"]["base"]["file"]).name
     epochs = len(json.loads((models / torch_base).with_suffix(".history.json").read_text())["loss"])
     seconds = table[(table.notebook == "03_structured_pruning") & (table.stage == "base")].seconds.sum()
     out.append(_row("PyTorch base", epochs * chosen["train"],
                     epochs * (chosen["train"] * 3 + validation) * torch_forward / 1e9, seconds))
-    control = record("torch-control-fp32")
+    control = found["torch-control-fp32"]
     out.append(_fine_tuning("PyTorch control", control["fine_tuning"], control["params"]["batch_size"],
                             3 * torch_forward, validation * torch_forward))
-    for path in sorted(seed_dir.glob("*.json")):
-        found = json.loads(path.read_text())
-        if found.get("method") == "structured pruning" and "fine_tuning" in found:
-            pruned = 2 * found["stages"]["pruned"]["flops"]
-            out.append(_fine_tuning("PyTorch fine-tuning: structured-pruned (NNI, Torch-Pruning)",
-                                    found["fine_tuning"], found["params"]["batch_size"], 3 * pruned,
-                                    validation * pruned))
-    wall = sum(_wall_seconds(n) for n in (seed_dir / "notebooks").glob("*.ipynb"))
-    out.append(_row("the rest: data, wrapping, conversion, evaluation, Netron, reports, kernel start", 0, 0.0,
-                    wall - sum(r["seconds"] for r in out)))
+    for record in structured:
+        pruned = 2 * record["stages"]["pruned"]["flops"]
+        out.append(_fine_tuning("PyTorch fine-tuning: structured-pruned (NNI, Torch-Pruning)", record["fine_tuning"],
+                                record["params"]["batch_size"], 3 * pruned, validation * pruned))
+    wall = sum(notebook_durations(seed_dir / "notebooks").values())
+    out.append(_row(REST, 0, 0.0, wall - sum(r["seconds"] for r in out)))
     return out
-
-
-def _structured_sparsity(seed_dir: Path) -> float:
-    return float(min(seed_dir.glob("structured-*.json")).stem.split("-")[1])
 
 
 def roofline(seed_dir: Path, models: Path, peak: float) -> pd.DataFrame:
@@ -124,8 +109,7 @@ def roofline(seed_dir: Path, models: Path, peak: float) -> pd.DataFrame:
     table["GFLOP/s"] = table.GFLOP / table.seconds
     table["% of peak"] = 100 * table["GFLOP/s"] / peak
     table["s at 60 % of peak"] = table.GFLOP / (0.6 * peak)
-    last = table.index[-2]
-    table.loc[last, ["GFLOP/s", "% of peak", "s at 60 % of peak"]] = None  # the rest does no counted training
+    table.loc[REST, ["GFLOP/s", "% of peak", "s at 60 % of peak"]] = None  # no counted training
     return table
 
 
