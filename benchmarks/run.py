@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ray_scaling import ray_scaling  # beside this file
+from micro import micro_full  # beside this file
+from ray_scaling import ray_scaling
 from roofline import roofline
 from runtimes import int8_speedups
 from throughput import matmul_peak, training_throughput
@@ -35,7 +36,8 @@ FORMATS = {"Zipped size against the entropy bound (KB)": ("", ",.1f", ",.1f", ".
            "INT8 against FP32 on each LiteRT runtime, over fresh processes": ".3f",
            "Training throughput of the PyTorch classifier beside the matmul peak": ".0f",
            "Where the first seed's time goes against the cores' peak": ",.1f",
-           "The same plan sequentially and on local Ray, and the bound on more nodes": ".2f"}
+           "The same plan sequentially and on local Ray, and the bound on more nodes": ".2f",
+           "Every model under TensorFlow Lite for Microcontrollers, on the whole test set": ",.4g"}
 
 
 def notebook_times(results: Path) -> pd.DataFrame:
@@ -163,6 +165,8 @@ def main() -> None:
         "Where the first seed's time goes against the cores' peak": roofline(results, labkit.paths.ROOT / "models",
                                                                              matmul_peak()),
         "The same plan sequentially and on local Ray, and the bound on more nodes": ray_scaling(),
+        "Every model under TensorFlow Lite for Microcontrollers, on the whole test set": micro_full(
+            results, x, data.y_test),
     }
     for title, table in tables.items():
         print(f"\n## {title}\n")

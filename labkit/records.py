@@ -185,13 +185,22 @@ def load_record(results_dir: Path, name: str, key: dict[str, Any], force: bool =
 
 # The lab's methods in the order its tables and pictures show them (labkit.results.evaluate.method_of names them)
 METHODS = ["none", "quantization", "clustering", "pruning", "pruning+clustering", "QAT", "clustering+QAT",
-           "pruning+QAT", "pruning+clustering+QAT", "structured pruning"]
+           "pruning+QAT", "pruning+clustering+QAT", "structured pruning", "structured pruning+INT8"]
+
+
+def micro_path(results_dir: Path, name: str) -> Path:
+    """Where a variant's TFLM measurement is kept (labkit.deploy.micro), beside its record."""
+    return Path(results_dir) / f"{name}-micro.json"
 
 
 def load_records(results_dir: Path) -> list[Record]:
-    """Every variant record in a results folder, base first, then by method and name."""
+    """Every variant record in a results folder, base first, then by method and name; each with its TFLM
+    measurement as "micro" when it has one."""
     records = [read_json(p) for p in sorted(Path(results_dir).glob("*.json"))]
     records = [r for r in records if "name" in r and "metrics" in r]
+    for r in records:
+        if (micro := micro_path(results_dir, r["name"])).is_file():
+            r["micro"] = read_json(micro)
     return sorted(records, key=lambda r: (METHODS.index(r["method"]) if r["method"] in METHODS else 99,
                                           r["params"].get("clusters") or 0, r["params"].get("sparsity") or 0,
                                           r["name"]))
@@ -224,7 +233,8 @@ def made_by(record: Record, seeds: list[int] | None = None) -> dict[str, str]:
 
 def family(record: Record) -> str:
     """Which base a record was made from: "torch" (the course's PyTorch classifier) or "keras"."""
-    return "torch" if record["method"] == "structured pruning" or record["name"].startswith("torch-") else "keras"
+    torch = record["method"].startswith("structured pruning") or record["name"].startswith("torch-")
+    return "torch" if torch else "keras"
 
 
 def _shared(key: dict[str, Any], parts: tuple[str, ...] = ("dataset", "selection", "seed", "base", "versions")

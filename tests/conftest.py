@@ -224,8 +224,10 @@ def tiny_lab_options(params: dict = TINY_LAB) -> list[str]:
 
 def steady(names) -> set[str]:
     """Record names without the controls after some steps (`control-<n>-steps-fp32`, and PyTorch's
-    `torch-control-<n>-steps-fp32`): which of those exist depends on where each variant's fine-tuning stopped."""
-    return {name for name in names if not re.fullmatch(r"(torch-)?control-\d+-steps-fp32", name)}
+    `torch-control-<n>-steps-fp32` and their INT8 twins): which of those exist depends on where each variant's
+    fine-tuning stopped."""
+    paired = r"(torch-)?control-\d+-steps-fp32|torch-control(-\d+-steps)?-int8"
+    return {name for name in names if not re.fullmatch(paired, name)}
 
 
 # The tiny lab: the whole lab (CQAT and PCQAT among it), and the two other collaborative-optimization paths beside

@@ -142,3 +142,29 @@ def test_a_quick_looks_summary_says_first_that_its_verdicts_are_not_the_methods(
     assert readme.split("\n")[2].startswith("**A quick look, not the methods' answer.** This run trained on 9,000")
     assert "run the full lab: `make lab`" in readme
     assert "A quick look" not in (tiny_lab["summary"] / "README.md").read_text()
+
+
+def test_every_pruned_model_gets_an_int8_twin_compared_with_its_controls_twin(structured_run):
+    records = {r["name"]: r for r in load_records(structured_run)}
+    for name in ("structured-0.5", "tp-magnitude-0.5", "tp-taylor-0.5"):
+        twin = records[f"{name}-int8"]
+        assert twin["method"] == "structured pruning+INT8" and twin["int8_of"] == name
+        control = records[twin["vs_control"]["control"]]
+        assert control["int8_of"] == records[name]["vs_control"]["control"] and control["name"].endswith("-int8")
+        interpreter = tflite.load(structured_run / f"{name}-int8.tflite")
+        assert interpreter.get_input_details()[0]["dtype"].__name__ == "int8"  # full integer, input included
+        assert twin["parity"]["int8_median_relative_diff"] <= 0.1
+        assert twin["size"]["raw_bytes"] < records[name]["size"]["raw_bytes"] / 3
+        for int8 in (twin, control):  # weights inline (export.inline_buffers): TFLM computes what LiteRT does
+            assert int8["micro"]["vs_litert_builtin"]["same_class"] >= 0.9 * int8["micro"]["sample"]
+
+
+def test_every_tflite_file_of_the_notebook_ran_under_tflm(structured_run):
+    records = {r["name"]: r for r in load_records(structured_run)}
+    measured = {name for name, r in records.items() if r.get("micro") and (name.startswith(("torch-", "tp-",
+                                                                                             "structured-")))}
+    assert {"torch-base-fp32", "torch-control-fp32", "structured-0.5", "structured-0.5-int8",
+            "tp-taylor-0.5-int8"} <= measured
+    twin = records["structured-0.5-int8"]["micro"]
+    assert twin["runs"] and twin["arena_bytes"] > 0 and twin["sample"] == 200
+    assert twin["vs_litert_builtin"]["same_class"] >= 0.9 * twin["sample"]

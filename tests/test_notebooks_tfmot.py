@@ -54,8 +54,10 @@ def test_pruned_kernels_reach_the_sparsity(fashion_run):
 def test_every_variant_has_its_files_and_sane_metrics(fashion_run):
     results = fashion_run[0]
     records = load_records(results)
+    variants = runner.plan_tasks(TINY_TASKS).variant_names()
+    int8_twins = {f"{name}-int8" for name in variants if name.startswith(("structured-", "tp-"))}
     assert steady(r["name"] for r in records) == {"base-fp32", "torch-base-fp32", "torch-control-fp32", "control-fp32",
-                                                  *runner.plan_tasks(TINY_TASKS).variant_names()}
+                                                  *variants, *int8_twins}
     for r in records:
         for name in r["files"]:
             assert (results / name).is_file(), name
@@ -71,7 +73,7 @@ def test_every_compressed_variant_is_tested_against_the_control_after_as_many_st
     records = {r["name"]: r for r in load_records(fashion_run[0])}
     control = records["control-fp32"]
     for name, r in records.items():
-        if r["method"] in ("none", "structured pruning"):
+        if r["method"] == "none" or r["method"].startswith("structured"):  # the PyTorch side has its own tests
             continue
         test = r["vs_control"]
         paired = "base-fp32" if name == "quantized-int8" else recovery.paired_name(control, r["fine_tuning"]["steps"])
@@ -184,3 +186,25 @@ def test_several_seeds_each_train_their_own_base_and_one_summary_combines_them(t
     assert "Δ vs control, seed 2 (pp)" in readme and "Δ 95 % CI over seeds (pp)" in readme  # the seed is the unit
     assert sorted(p.name for p in (tmp_path / "summary").glob("*.html")) == ["01_clustering.html", "04_summary.html"]
     assert any("01_clustering, seed-2" in line for line in log)
+
+
+def test_the_summary_says_what_fits_on_a_microcontroller(fashion_run, tiny_lab):
+    records = {r["name"]: r for r in load_records(fashion_run[0])}
+    assert all(r.get("micro") for name, r in records.items()), "a record without its TFLM measurement"
+    clustered = records["clustered-2-fp32"]["micro"]
+    assert clustered["compressed"]["flash_bytes"] < clustered["flash_bytes"] / 4  # 1-bit indices of the kernels
+    assert clustered["compressed"]["identical_to_plain"] == clustered["sample"]
+    text = (tiny_lab["summary"] / "README.md").read_text()
+    assert "## What fits on a microcontroller, and what does it cost?" in text and "images/boards.png" in text
+    assert "- **Arduino Nano 33 BLE Sense** (256 KB SRAM, 1,024 KB flash): **" in text
+
+
+def test_own_boards_join_the_fifth_answer(tiny_lab, tmp_path):
+    from labkit.deploy import boards
+    from labkit.results import answers, seeds
+
+    own = tmp_path / "boards.csv"
+    own.write_text("name,chip,sram_kb,flash_kb\nTiny sensor,Cortex-M0+,16,64\n")
+    said = answers.answers(seeds.load(tiny_lab["root"]), boards=boards.load(own))
+    fifth = said["What fits on a microcontroller, and what does it cost?"]
+    assert "- **Tiny sensor** (16 KB SRAM, 64 KB flash): no compressed variant fits." in fifth

@@ -133,7 +133,7 @@ def describe_cpu(cpu: dict[str, Any]) -> str:
     return f"{cpu['model']} ({cpu['arch']}: {', '.join(cpu['vector_extensions']) or 'no vector extensions known'})"
 
 
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     """Float input to the tensor's dtype using its scale and zero point (identity for float tensors)."""
     scale, zero_point = detail["quantization"]
     if detail["dtype"] in (np.float32, np.float16) or scale == 0:
@@ -142,7 +142,8 @@ def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(detail["dtype"])
 
 
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    """A tensor's raw output back to float32 with its scale and zero point (float tensors as they are)."""
     scale, zero_point = detail["quantization"]
     if y.dtype in (np.float32, np.float16) or scale == 0:
         return y.astype(np.float32)
@@ -169,9 +170,9 @@ def predict(interpreter: Interpreter, x: np.ndarray, batch_size: int = 64) -> np
             interpreter.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]])
             interpreter.allocate_tensors()
             current = len(batch)
-        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
+        interpreter.set_tensor(inp["index"], quantize(batch, inp))
         interpreter.invoke()
-        results.append(_dequantize(interpreter.get_tensor(out["index"]), out))
+        results.append(dequantize(interpreter.get_tensor(out["index"]), out))
     return np.concatenate(results)
 
 
@@ -194,7 +195,7 @@ def batch1_call(interpreter: LabInterpreter, sample: np.ndarray | None = None) -
     interpreter.resize_tensor_input(inp["index"], shape)
     interpreter.allocate_tensors()
     x = np.zeros(shape, np.float32) if sample is None else sample[None].astype(np.float32)
-    interpreter.set_tensor(inp["index"], _quantize(x, inp))
+    interpreter.set_tensor(inp["index"], quantize(x, inp))
     return Batch1Call(interpreter.invoke, runtime(interpreter))
 
 

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from labkit.deploy import onnxrt
-from labkit.deploy.export import torch_to_tflite
+from labkit.deploy.export import int8_parity, tflite_to_int8, torch_to_tflite
 from labkit.deploy.size import deflation
 from labkit.files import atomic_copy, read_json, write_json
 from labkit.models import recovery, torch_models
-from labkit.records import STALE, Context, Record, differences, load_record
+from labkit.records import STALE, Context, Record, differences, load_record, read_record
 from labkit.results.evaluate import evaluate_variant
 
 STAGES = ("base", "pruned", "fine-tuned", "control", "exported")
@@ -106,6 +106,42 @@ def control_at(control: Record, steps: int, kept: torch_models.Snapshots, base_w
     path = torch_to_tflite(net, dummy_input, results_dir / f"{name}.tflite")
     x, y, class_names = test
     return evaluate_variant(name, path, x, y, class_names, results_dir, reference, params, key=key)
+
+
+def int8_variant(fp32: Record, results_dir: Path, calibration: np.ndarray,
+                 test: tuple[np.ndarray, np.ndarray, list[str]], reference: Record, context: Context,
+                 control: Record | None = None, force: bool = False) -> Record:
+    """The full-integer INT8 twin of an FP32 record of this notebook (a pruned model or a control): its TFLite file
+    quantized with ai-edge-quantizer's static recipe on the `calibration` images (NCHW), checked against the FP32
+    file at INT8's tolerance (export.int8_parity) and measured on the `test` images like a variant, compared with
+    `control`, the INT8 twin of its own control. The name swaps "-fp32" for "-int8" (or adds it)."""
+    name = fp32["name"].removesuffix("-fp32") + "-int8"
+    params = {**fp32["params"], "int8": "ai-edge-quantizer static_wi8_ai8", "calibration_images": len(calibration)}
+    key = context.key(params, control)
+    if record := load_record(results_dir, name, key, force):
+        return record
+    source = Path(results_dir) / next(f for f in fp32["files"] if f.endswith(".tflite"))
+    path = tflite_to_int8(source, calibration, Path(results_dir) / f"{name}.tflite")
+    x, y, class_names = test
+    extra = {"parity": int8_parity(source, path, x[:64]), "int8_of": fp32["name"]}
+    return evaluate_variant(name, path, x, y, class_names, results_dir, reference, params, extra=extra,
+                            control=control["name"] if control else None, key=key)
+
+
+def int8_twins(variants: list[Record], results_dir: Path, calibration: np.ndarray,
+               test: tuple[np.ndarray, np.ndarray, list[str]], reference: Record, context: Context,
+               force: bool = False) -> list[Record]:
+    """The INT8 twins (`int8_variant`) of the controls the FP32 variants were compared with, then of the variants,
+    each compared with its control's twin."""
+    twins: dict[str, Record] = {}
+    for fp32 in variants:
+        control = fp32["vs_control"]["control"]
+        if control not in twins:
+            twins[control] = int8_variant(read_record(results_dir, control), results_dir, calibration, test,
+                                          reference, context, force=force)
+        twins[fp32["name"]] = int8_variant(fp32, results_dir, calibration, test, reference, context, twins[control],
+                                           force)
+    return list(twins.values())
 
 
 class Checkpoints:

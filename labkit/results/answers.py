@@ -14,14 +14,14 @@ from typing import Any
 import pandas as pd
 
 from labkit.records import METHODS
-from labkit.results import pruners, report, seeds, speed, stats, verdicts
+from labkit.results import fit, pruners, report, seeds, speed, stats, verdicts
 from labkit.results.speed import Speed
 
 Record = dict[str, Any]
 
 
-TFMOT_METHODS = [m for m in METHODS if m not in ("none", "structured pruning")]  # the Keras base's methods
-INT8 = ["quantization", *(m for m in METHODS if m.endswith("QAT"))]  # their files are INT8
+TFMOT_METHODS = [m for m in METHODS if m != "none" and not m.startswith("structured")]  # the Keras base's methods
+TORCH_METHODS = [m for m in METHODS if m.startswith("structured")]
 
 
 def _by_name(records: list[Record]) -> dict[str, Record]:
@@ -29,13 +29,13 @@ def _by_name(records: list[Record]) -> dict[str, Record]:
 
 
 def _base_of(record: Record, named: dict[str, Record]) -> Record | None:
-    return named.get("torch-base-fp32") if record["method"] == "structured pruning" else named.get("base-fp32")
+    return named.get("torch-base-fp32") if record["method"] in TORCH_METHODS else named.get("base-fp32")
 
 
 def _method_groups(records: list[Record]) -> Iterator[tuple[str, list[Record], list[Speed]]]:
     """Per compression method with records: its variants and their batch-1 speed factors against their base."""
     named = _by_name(records)
-    for method in [*TFMOT_METHODS, "structured pruning"]:
+    for method in [*TFMOT_METHODS, *TORCH_METHODS]:
         if group := [r for r in records if r["method"] == method and _base_of(r, named)]:
             yield method, group, [speed.speed_factor(r, _base_of(r, named)) for r in group]
 
@@ -92,7 +92,7 @@ def answer_quality_and_speed(records: list[Record], margin_pp: float = stats.MAR
 def _builtin_speed(method: str, group: list[Record], speeds: list[Speed], records: list[Record]) -> str:
     """For INT8, the same comparison on LiteRT's built-in kernels beside XNNPACK's, and why they disagree."""
     base = _base_of(group[0], _by_name(records))
-    if method not in INT8 or not all("latency_builtin" in r for r in (base, *group)):
+    if method not in fit.INT8_METHODS or not all("latency_builtin" in r for r in (base, *group)):
         return ""
     builtin = [speed.speed_factor(r, base, "latency_builtin") for r in group]
     text = f" with XNNPACK (LiteRT's default), and {speed.words(builtin)} it with the built-in kernels"
@@ -111,7 +111,7 @@ def answer_times_smaller(records: list[Record]) -> str:
     for r in records:
         if r["method"] == "none":
             continue
-        base = "the PyTorch base" if r["method"] == "structured pruning" else "the Keras base"
+        base = "the PyTorch base" if r["method"] in TORCH_METHODS else "the Keras base"
         lines.append(f"- **{r['name']}**: {r['size']['raw_bytes'] / 1024:.0f} KB file, "
                      f"{r['size']['zipped_bytes'] / 1024:.0f} KB zipped: **{r['size']['times_smaller']:.2f}×** "
                      f"smaller zipped than the zipped FP32 file of {base}, "
@@ -141,7 +141,8 @@ def answer_deflation(records: list[Record]) -> str:
              "pruning+QAT": "INT8 with a share of zero bytes kept by PQAT: the zeros deflate, the rest stays dense",
              "pruning+clustering+QAT": ("INT8 on at most k values per channel, zero among them for the pruned "
                                         "share: still an alphabet of k letters, 0 the most frequent"),
-             "structured pruning": "a dense, smaller model: little redundancy, the gain is in the raw size"}
+             "structured pruning": "a dense, smaller model: little redundancy, the gain is in the raw size",
+             "structured pruning+INT8": "the smaller dense model in INT8: 4× smaller again before zipping, dense"}
     rows = [f"- **{m}**: mean deflation {v:.1f} % ({notes.get(m, '')})" for m, v in mean.items()]
     return text + "\n".join(rows)
 
@@ -341,9 +342,11 @@ def _pruner_verdict(compared: list[Record], against: dict[str, dict[str, Any]]) 
             "NNI's at the same widths.")
 
 
-def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, str]:
-    """The lab's questions and their answers, in markdown: the course's four, and whether the structured pruner
-    matters when both libraries ran (records compared by labkit.results.pruners.with_comparisons)."""
+def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP,
+            boards: list[fit.Board] | None = None) -> dict[str, str]:
+    """The lab's questions and their answers, in markdown: the course's four, whether the structured pruner
+    matters when both libraries ran (records compared by labkit.results.pruners.with_comparisons), and what fits on
+    a microcontroller when the models ran under TFLM (labkit.results.fit; `boards`: the lab's by default)."""
     found = {
         "How do quantization, pruning and clustering compare on quality and speed?":
             answer_quality_and_speed(records, margin_pp),
@@ -353,4 +356,6 @@ def answers(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[s
     }
     if pruner_answer := answer_pruners(records, margin_pp):
         found["Does the structured pruner matter?"] = pruner_answer
+    if board_answer := fit.answer(records, margin_pp, boards):
+        found["What fits on a microcontroller, and what does it cost?"] = board_answer
     return found

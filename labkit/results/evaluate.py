@@ -24,6 +24,8 @@ def method_of(name: str) -> str:
     if name.endswith("qat-int8"):  # collaborative optimization: QAT after what the name says came before it
         return "+".join([m for m, word in (("pruning", "pruned-"), ("clustering", "clustered-")) if word in name]
                         + ["QAT"])
+    if name.startswith(("structured-", "tp-")) and name.endswith("-int8"):
+        return "structured pruning+INT8"
     if name.startswith("pruned-") and "-clustered-" in name:
         return "pruning+clustering"
     methods = (("base", "none"), ("torch-", "none"), ("control-", "none"), ("clustered-", "clustering"),

@@ -15,7 +15,8 @@ from labkit.records import METHODS
 from labkit.results import stats, verdicts
 
 Record = dict[str, Any]
-COLORS = dict(zip(METHODS, sns.color_palette(n_colors=len(METHODS)), strict=True))  # one colour per method, everywhere
+# one colour per method, everywhere: seaborn's ten, then black
+COLORS = dict(zip(METHODS, [*sns.color_palette(n_colors=10), (0.0, 0.0, 0.0)], strict=True))
 
 
 def tested(records: list[Record], margin_pp: float = stats.MARGIN_PP) -> dict[str, dict[str, Any]]:
@@ -202,7 +203,7 @@ def plot_tradeoff(records: list[Record]):
     ax.plot(best["zip size (KB)"], best["accuracy"], "o-", mfc="none", ms=14, color="black", lw=0.8,
             label="Pareto front")
     ax.set_xscale("log")
-    named = frame[frame.variant.isin(front) | frame.method.isin(["none", "structured pruning"])]
+    named = frame[frame.variant.isin(front) | frame.method.str.match("none|structured")]
     labels = [ax.text(row["zip size (KB)"], row.accuracy, row.variant, fontsize=7) for _, row in named.iterrows()]
     adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.legend(fontsize=8)
@@ -214,7 +215,7 @@ def plot_tradeoff(records: list[Record]):
 
 def keras_records(records: list[Record]) -> list[Record]:
     """The records made from the Keras base (not the PyTorch classifier of structured pruning)."""
-    return [r for r in records if r["method"] != "structured pruning" and not r["name"].startswith("torch-")]
+    return [r for r in records if not r["method"].startswith("structured") and not r["name"].startswith("torch-")]
 
 
 def pareto_front(records: list[Record]) -> list[str]:

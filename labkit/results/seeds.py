@@ -15,7 +15,7 @@ import pandas as pd
 
 from labkit import paths
 from labkit.records import check_across_seeds, check_one_run, load_records
-from labkit.results import evaluate, report, stats, verdicts
+from labkit.results import evaluate, fit, report, stats, verdicts
 
 Record = dict[str, Any]
 
@@ -97,6 +97,8 @@ def combine(runs: dict[int, list[Record]], results_dir: str | Path) -> list[Reco
             tuned = [r["fine_tuning"] for r in group]
             record["fine_tuning"] = {**tuned[0], "steps_by_seed": [t["steps"] for t in tuned],
                                      "still_recovering": any(t["still_recovering"] for t in tuned)}
+        if all(r.get("micro") for r in group):
+            record["micro"] = fit.worst([r["micro"] for r in group])
         if before := [r["accuracy_before_fine_tuning"] for r in group if r.get("accuracy_before_fine_tuning")]:
             record["accuracy_before_fine_tuning"] = _mean(before)
         if all(r.get("vs_control") for r in group):

@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.deploy.boards import ALLOWANCE, Board
 from labkit.files import atomic_write_text, read_json, write_json
 from labkit.records import made_by
-from labkit.results import answers, pruners, report, seeds, speed, stats, verdicts
+from labkit.results import answers, fit, pruners, report, seeds, speed, stats, verdicts
 from labkit.results.scale import note as scale_note
 
 Record = dict[str, Any]
@@ -112,13 +113,14 @@ def _copy(src: Path, images: Path) -> str:
 
 def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, models_dir: Path,
                   reports: list[str], executed_on: str = "", margin_pp: float = stats.MARGIN_PP,
-                  scale: str = "full") -> Path:
+                  scale: str = "full", boards: list[Board] | None = None) -> Path:
     """Write summary_dir/README.md in the course's shape, with its pictures copied beside it.
 
     results_dir is the folder whose pictures and models are shown (with several seeds, the first seed's);
     executed_on says where the seeds' notebooks ran when that was not here (e.g. "on a local Ray instance: ...");
     margin_pp is the non-inferiority margin of the answers and tables; a quick look (`scale`) says at the top that
-    its verdicts are not the methods' (labkit.results.scale).
+    its verdicts are not the methods' (labkit.results.scale); `boards` are the microcontroller boards the models
+    are fitted to (the lab's by default, labkit.deploy.boards).
     What an earlier summary left in summary_dir is removed first (see `clear`).
     """
     results_dir, summary_dir = Path(results_dir), Path(summary_dir)
@@ -165,13 +167,14 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
         parts += ["Wall time of each seed (its notebooks 01–03): " + ", ".join(
             f"seed {seed} {s / 60:.1f} min" for seed, s in per_seed.items()) + f"; {sum(per_seed.values()) / 60:.1f} "
             "min in all, before the summary.", ""]
-    for question, answer in answers.answers(records, margin_pp).items():
+    for question, answer in answers.answers(records, margin_pp, boards).items():
         parts += [f"## {question}", "", answer, ""]
     if not (per_seed := seeds.table(records, margin_pp)).empty:
         parts += ["## Seed by seed", "", report.markdown(per_seed), ""]
     parts += ["## Methods at a glance", "", answers.method_table(records, margin_pp).to_markdown(), "",
               "## Metrics of every variant", "", report.markdown(report.variants_table(records, margin_pp)), "",
               "## ZIP deflation", "", report.markdown(report.deflation_table(records), ".2f"), ""]
+    parts += _micro_section(records, images, boards)
     parts += _recovery_section(records, images)
     parts += ["## Per experiment", ""]
     for r in records:
@@ -208,13 +211,25 @@ def _answer_section(records: list[Record], images: Path, margin_pp: float) -> li
             "", verdicts.READING.format(margin=f"{margin_pp:g}"), ""]
 
 
+def _micro_section(records: list[Record], images: Path, boards: list[Board] | None) -> list[str]:
+    """Every measured model under TFLM: its flash and arena, and the boards it fits (fit.board_table), with the
+    picture of accuracy against flash and RAM."""
+    if (table := fit.board_table(records, boards)).empty:
+        return []
+    images.mkdir(parents=True, exist_ok=True)
+    fit.plot(records, boards).savefig(images / "boards.png", dpi=110)
+    return ["## On a microcontroller", "", f"A board needs {ALLOWANCE.words()}; flash and arena in KB.", "",
+            table.to_markdown(), "",
+            "![accuracy against the flash and RAM each model needs, with each board's memory](images/boards.png)", ""]
+
+
 def _recovery_section(records: list[Record], images: Path) -> list[str]:
     """One recovery picture per method family (report.plot_recovery), each beside its control (the Keras one, or
     the PyTorch one for structured pruning): whether more fine-tuning could change a verdict."""
     controls = {r["name"]: r for r in records if r["name"] in ("control-fp32", "torch-control-fp32")
                 and r.get("fine_tuning")}
     families = {method: control for r in records if r.get("fine_tuning") and (method := r["method"]) != "none"
-                and (control := controls.get("torch-control-fp32" if method == "structured pruning"
+                and (control := controls.get("torch-control-fp32" if method.startswith("structured")
                                              else "control-fp32"))}
     if not families:
         return []
