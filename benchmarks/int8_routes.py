@@ -24,7 +24,7 @@ from labkit.data import load_fashion_mnist, preprocess
 from labkit.deploy import micro, tflite
 from labkit.deploy.export import tflite_to_int8
 from labkit.models import torch_models
-from labkit.results import seeds
+from labkit.results import seeds, stats
 from labkit.run import runner
 
 CALIBRATION = 300  # training images, as the notebook's int8_calibration
@@ -64,12 +64,22 @@ def routes(folder: Path, name: str, x_train: np.ndarray, x_test: np.ndarray, y_t
     with tempfile.TemporaryDirectory() as scratch:
         rows["INT8, ai-edge-quantizer static"] = tflite_to_int8(fp32_path, calibration, Path(scratch) / "aeq.tflite")
         rows["INT8, PT2E"] = pt2e_int8(model, calibration, Path(scratch) / "pt2e.tflite")
-        found = []
+        found, lab_route = [], None
         for route, path in rows.items():
-            classes = tflite.predict(tflite.load(path, kernels="builtin"), test).argmax(1)
+            interpreter = tflite.load(path, kernels="builtin")
+            classes = tflite.predict(interpreter, test).argmax(1)
+            correct = classes == y_test
+            lab_route = correct if "ai-edge-quantizer" in route else lab_route
             missing = micro.missing_ops(path.read_bytes()) if micro.version() else ["(TFLM not installed)"]
-            found.append({"route": route, "accuracy": float((classes == y_test).mean()),
+            versus = stats.paired_delta(correct, lab_route) | stats.mcnemar_test(correct, lab_route) if (
+                lab_route is not None) else {}
+            found.append({"route": route, "accuracy": float(correct.mean()),
+                          "Δ vs ai-edge-quantizer (pp)": versus.get("delta_pp", np.nan),
+                          "95 % CI": f"{versus['low_pp']:+.2f} … {versus['high_pp']:+.2f}" if versus else "",
+                          "McNemar p": versus.get("p_value", np.nan),
                           "same class as FP32": float((classes == fp32).mean()), "KB": path.stat().st_size / 1024,
+                          "input, output": ", ".join(d["dtype"].__name__ for d in (
+                              interpreter.get_input_details()[0], interpreter.get_output_details()[0])),
                           "runs under TFLM": "yes" if not missing else "no: " + ", ".join(missing)})
     return pd.DataFrame(found).set_index("route")
 

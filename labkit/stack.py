@@ -32,10 +32,11 @@ def check_stack() -> dict[str, str]:
     from torch_pruning.pruner.importance import GroupMagnitudeImportance, GroupTaylorImportance  # noqa: F401
 
     versions["torch_pruning"] = metadata.version("torch-pruning")  # the 1.6.1 wheel's __version__ says 1.6.0
-    from labkit.deploy import micro
-
-    if micro.version() is not None:  # its wheels exist for Linux x86_64 only
+    try:  # TensorFlow Lite for Microcontrollers: its wheels exist for Linux x86_64 only
+        metadata.version("tflite-micro")
         versions["tflite_micro"] = importlib.import_module("tflite_micro").__version__
+    except metadata.PackageNotFoundError:
+        pass
 
     if "tf_keras" not in tf.keras.__name__:
         raise RuntimeError(f"tf.keras is {tf.keras.__name__}, not Keras 2: set TF_USE_LEGACY_KERAS=1 first")
