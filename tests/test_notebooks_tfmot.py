@@ -197,6 +197,8 @@ def test_the_summary_says_what_fits_on_a_microcontroller(fashion_run, tiny_lab):
     text = (tiny_lab["summary"] / "README.md").read_text()
     assert "## What fits on a microcontroller, and what does it cost?" in text and "images/boards.png" in text
     assert "- **Arduino Nano 33 BLE Sense** (256 KB SRAM, 1,024 KB flash): **" in text
+    assert "**The course's PyTorch classifier** fits: structured-0.5 (sparsity 0.5, FP32, " in text
+    assert "KB of a board's flash with TFLM's look-up-table compression" in text  # beside the zip, in answer 2
 
 
 def test_own_boards_join_the_fifth_answer(tiny_lab, tmp_path):

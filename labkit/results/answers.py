@@ -115,7 +115,10 @@ def answer_times_smaller(records: list[Record]) -> str:
         lines.append(f"- **{r['name']}**: {r['size']['raw_bytes'] / 1024:.0f} KB file, "
                      f"{r['size']['zipped_bytes'] / 1024:.0f} KB zipped: **{r['size']['times_smaller']:.2f}×** "
                      f"smaller zipped than the zipped FP32 file of {base}, "
-                     f"{r['size']['times_smaller_raw']:.2f}× smaller than its unzipped FP32 file.")
+                     f"{r['size']['times_smaller_raw']:.2f}× smaller than its unzipped FP32 file"
+                     + (f"; {packed / 1024:.0f} KB of a board's flash with TFLM's look-up-table compression "
+                        f"({r['size']['raw_bytes'] / packed:.1f}× smaller than its own file)"
+                        if (packed := report.lut_flash(r)) else "") + ".")
     return "\n".join(lines)
 
 

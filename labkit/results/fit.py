@@ -118,13 +118,28 @@ def answer(records: list[Record], margin_pp: float = stats.MARGIN_PP, boards: li
     if base := named.get("base-fp32"):
         fits = [b.name for b in boards or board_list.BOARDS if base.get("micro") and board_list.fitting_form(
             base["micro"], b, allowance)]
-        lines.append(f"- The uncompressed FP32 base fits {', '.join(fits) if fits else 'no board'}.")
+        lines.append(f"- The uncompressed Keras base (FP32) fits {', '.join(fits) if fits else 'no board'}.")
+    lines += _pytorch_line(found, boards or board_list.BOARDS, allowance)
     nowhere = [r["name"] for r in found if r["method"] != "none" and not any(
         board_list.fitting_form(r["micro"], b, allowance) for b in boards or board_list.BOARDS)]
     if nowhere:
         lines.append(f"- **Fits no board**: {', '.join(nowhere)}.")
     lines += _runtime_notes(found)
     return "\n".join(lines)
+
+
+def _pytorch_line(found: list[Record], boards: list[Board], allowance: Allowance) -> list[str]:
+    """Where the course's PyTorch classifier fits, at each sparsity and precision it was measured at."""
+    torch = [r for r in found if r["method"].startswith("structured")]
+    if not torch:
+        return []
+    said = []
+    for r in torch:
+        fits = [b.name for b in boards if board_list.fitting_form(r["micro"], b, allowance)]
+        precision = "INT8" if r["method"] in INT8_METHODS else "FP32"
+        said.append(f"{r['name']} (sparsity {r['params'].get('sparsity', 0):g}, {precision}, "
+                    f"{r['micro']['flash_bytes'] / KB:,.0f} KB): {', '.join(fits) if fits else 'no board'}")
+    return ["- **The course's PyTorch classifier** fits: " + "; ".join(said) + "."]
 
 
 def _runtime_notes(found: list[Record]) -> list[str]:

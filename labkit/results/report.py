@@ -127,8 +127,9 @@ def plot_recovery(records: list[Record], title: str = "Recovery during fine-tuni
 
 
 def deflation_table(records: list[Record]) -> pd.DataFrame:
-    """The course's ZIP table: file size, zip size, deflation %, and how many times smaller than the FP32 base."""
-    return pd.DataFrame([{
+    """The course's ZIP table: file size, zip size, deflation %, and how many times smaller than the FP32 base; once
+    the models ran under TFLM, the flash of the look-up-table compressed file beside the zip (what a board stores)."""
+    table = pd.DataFrame([{
         "variant": r["name"],
         "size (KB)": r["size"]["raw_bytes"] / 1024, "zip size (KB)": r["size"]["zipped_bytes"] / 1024,
         "deflation (%)": r["size"]["deflation_pct"],
@@ -137,6 +138,14 @@ def deflation_table(records: list[Record]) -> pd.DataFrame:
         "entropy bound (KB)": r["size"]["ideal_bytes"] / 1024,
         "bound / zip": r["size"].get("reached", float("nan")),
     } for r in records]).set_index("variant")
+    if any(r.get("micro") for r in records):
+        table["TFLM LUT flash (KB)"] = [lut_flash(r) / 1024 if lut_flash(r) else float("nan") for r in records]
+    return table
+
+
+def lut_flash(record: Record) -> int | None:
+    """The flash bytes of a variant's TFLM look-up-table compressed file, when it has one."""
+    return ((record.get("micro") or {}).get("compressed") or {}).get("flash_bytes")
 
 
 def kernel_table(record: Record) -> pd.DataFrame:
