@@ -162,7 +162,9 @@ def write_summary(records: list[Record], results_dir: Path, summary_dir: Path, m
     if torch_base and (torch_control := named.get("torch-control-fp32")):
         parts += [control_words(torch_control, "structurally pruned model"), ""]
     if durations := notebook_durations(results_dir / "notebooks"):
-        parts += ["Wall time per notebook: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()) + ".", ""]
+        parts += ["Wall time per notebook, at its last execution (one that reused an earlier run's models and records "
+                  "takes less than one that trained them): " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items())
+                  + ".", ""]
     if len(per_seed := seed_durations(results_dir.parent, used or [])) > 1:
         parts += ["Wall time of each seed (its notebooks 01–03): " + ", ".join(
             f"seed {seed} {s / 60:.1f} min" for seed, s in per_seed.items()) + f"; {sum(per_seed.values()) / 60:.1f} "
