@@ -1,7 +1,7 @@
 # The two commands of the README: `make lab` runs the whole lab, `make test` runs the tests.
 # The student edition: `make assignment` writes it, `make autograde SUBMISSIONS=folder` grades it, `make grades`
 # refreshes feedback and grades after grading answers by hand.
-.PHONY: setup lab quick test test-fast lint bench assignment autograde grades ui
+.PHONY: setup lab book quick test test-fast lint bench assignment autograde grades ui
 # The suite's workers (pytest-xdist): two, one per core; WORKERS=0 runs it in this process, one test at a time.
 WORKERS ?= 2
 # The edit-test loop's tier: everything that needs no notebook, browser, server, Ray or signal (about 2 minutes).
@@ -15,6 +15,11 @@ setup:
 # seed-level intervals
 lab: setup
 	.venv/bin/python -m labkit run --tasks all $(if $(SEEDS),--seeds $(SEEDS))
+
+# the executed lab and docs/ as one offline, searchable site in results/<dataset>/book (make lab ends with it):
+# make book [RESULTS=results/<dataset>]
+book: setup
+	.venv/bin/python -m labkit book $(RESULTS)
 
 # a first look in a few minutes (less data, a short fine-tuning, fewer variants): its summary says its verdicts are
 # not the methods', in results/fashion-mnist-quick/summary

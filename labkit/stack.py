@@ -12,7 +12,7 @@ from importlib import metadata
 MODULES = [
     "tensorflow", "tf_keras", "tensorflow_model_optimization", "torch", "nni", "torch_pruning", "litert_torch",
     "onnx", "onnxruntime", "ai_edge_litert", "netron", "papermill", "nbconvert", "seaborn", "sklearn", "statsmodels",
-    "ray", "mlflow",
+    "ray", "mlflow", "sphinx", "myst_nb", "sphinx_book_theme",
 ]
 
 

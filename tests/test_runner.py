@@ -141,6 +141,7 @@ def test_a_quick_look_takes_less_data_fewer_variants_and_a_folder_of_its_own(mon
     ran = []
     monkeypatch.setattr(runner, "execute", lambda job, force, log: ran.append(job))
     monkeypatch.setattr(runner, "export_reports", lambda *args: None)
+    monkeypatch.setattr(runner.book, "build", lambda *args, **kwargs: None)
     monkeypatch.setattr(runner, "ROOT", tmp_path)
     runner.run(params={"fine_tune_epochs": 2}, log=lambda *_: None, track=False, scale="quick")
     assert [(job.notebook, job.variants) for job in ran] == [

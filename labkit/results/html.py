@@ -18,10 +18,19 @@ from typing import Any
 from nbconvert.preprocessors import Preprocessor
 
 from labkit.files import atomic_write_text
+from labkit.results.seeds import folder
 
 TEMPLATES = Path(__file__).parents[1] / "templates"
 LIVE_VIEW = "live-view"  # the tag of cells whose output needs the running kernel
 MARKER = re.compile(r"^[ \t]*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)[ \t]*(\n|$)", re.MULTILINE)
+
+
+def reported(results_dir: Path, seeds: list[int]) -> list[Path]:
+    """The executed notebooks that become HTML reports: the summary's, and those of the run's first seed (the other
+    seeds' notebooks run the same code and stay in their folders)."""
+    folders = [results_dir, folder(results_dir, seeds[0])]
+    found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
+    return sorted((p for p in found if "." not in p.stem), key=lambda p: p.name)  # not *.running, not units
 
 
 def grader_test(cell: Any) -> bool:
@@ -41,14 +50,20 @@ class LabView(Preprocessor):
         return nb, resources
 
 
+def lab_view(nb: Any) -> Any:
+    """The notebook as a reader sees it: no autograder test cells, no solution markers, no live-view output."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb, _ = TagRemovePreprocessor(remove_all_outputs_tags={LIVE_VIEW}).preprocess(nb, {})
+    nb, _ = LabView().preprocess(nb, {})
+    return nb
+
+
 def export_html(notebook: Path, html_path: Path) -> Path:
     """Convert an executed notebook to one offline HTML file (nbconvert, images embedded)."""
     import nbformat
     from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
 
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)], embed_images=True)
-    exporter.register_preprocessor(TagRemovePreprocessor(remove_all_outputs_tags={LIVE_VIEW}), enabled=True)
-    exporter.register_preprocessor(LabView(), enabled=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    body, _ = exporter.from_notebook_node(lab_view(nbformat.read(str(notebook), as_version=4)))
     return atomic_write_text(Path(html_path), body)

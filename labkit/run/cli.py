@@ -1,4 +1,4 @@
-"""Command line: `python -m labkit check|data|run|track|ui|assignment|autograde|grades`."""
+"""Command line: `python -m labkit check|data|run|book|track|ui|assignment|autograde|grades`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,18 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print("stopped: finished variants are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    from labkit.paths import ROOT
+    from labkit.results import book
+
+    results = Path(args.results).resolve() if args.results else ROOT / "results" / "fashion-mnist"
+    if not results.is_dir():
+        raise LabkitError(f"{results} is not a folder: name a results folder (e.g. results/fashion-mnist)")
+    landing = book.build(results, args.seeds, Path(args.out).resolve() if args.out else None)
+    print(f"open {landing} (or serve it: python -m http.server -d {landing.parent})")
     return 0
 
 
@@ -174,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracking_option(run)
     run.add_argument("--no-tracking", action="store_true", help="log no MLflow runs")
     run.set_defaults(func=_run)
+    book = commands.add_parser("book", help="build the executed lab and its documentation into one offline site")
+    book.add_argument("results", nargs="?", default=None,
+                      help="the results folder of a run (default: the lab's, results/fashion-mnist in the project)")
+    book.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                      help="whose notebooks become the chapters: the first seed's (default: the folder's first)")
+    book.add_argument("--out", default=None, metavar="FOLDER", help="where the site goes (default <results>/book)")
+    book.set_defaults(func=_book)
     track = commands.add_parser("track", help="log to MLflow the records of a results folder that are not logged yet")
     track.add_argument("results", help="the results folder (e.g. results/fashion-mnist)")
     add_tracking_option(track)

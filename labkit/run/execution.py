@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,9 @@ def execute(job: Job, force: bool, log) -> Path | None:
 
 
 def remove_partial_files(results_dir: Path) -> int:
-    """Delete the temporary files of interrupted atomic writes; no finished file ends in .part."""
+    """Delete the temporary files (and a book's build folder) of interrupted atomic writes; nothing finished ends in
+    .part."""
     stale = [p for pattern in ("*.part", "*.part.*") for p in results_dir.rglob(pattern)]
     for path in stale:
-        path.unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     return len(stale)

@@ -24,6 +24,7 @@ from labkit.methods.compress import check_clusters, check_sparsity
 from labkit.methods.tp_pruning import check_criterion
 from labkit.models import user_files
 from labkit.paths import ROOT, resolve, shown
+from labkit.results import book
 from labkit.results.scale import QUICK, QUICK_TASKS, QUICK_TEST_FRACTION
 from labkit.results.scale import check as check_scale
 from labkit.run import tracking
@@ -221,25 +222,17 @@ def structured_jobs(plan: Plan, parameters: dict[str, Any], where: Path, dataset
     return jobs
 
 
-def reported(results_dir: Path, seeds: list[int]) -> list[Path]:
-    """The executed notebooks that become HTML reports: the summary's, and those of the run's first seed (the other
-    seeds' notebooks run the same code and stay in their folders)."""
-    from labkit.results.seeds import folder
-
-    folders = [results_dir, folder(results_dir, seeds[0])]
-    found = [p for where in folders for p in (where / "notebooks").glob("0*.ipynb")]
-    return sorted((p for p in found if "." not in p.stem), key=lambda p: p.name)  # not *.running, not units
-
-
 def report_names(results_dir: Path, jobs: list[Job], seeds: list[int]) -> list[str]:
     """The HTML reports the run leaves beside the summary: one per executed notebook."""
+    from labkit.results.html import reported
+
     stems = {p.stem for p in reported(results_dir, seeds)} | {job.notebook for job in jobs}
     return [f"{stem}.html" for stem in sorted(stems)]
 
 
 def export_reports(results_dir: Path, seeds: list[int], summary_dir: Path, log) -> list[Path]:
     """Export the reported notebooks to self-contained HTML files in summary_dir, as part of its summary."""
-    from labkit.results.html import export_html
+    from labkit.results.html import export_html, reported
     from labkit.results.summary import claim
 
     written = []
@@ -352,6 +345,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
             tracking.log_job(tracker, job.folder, job.variants, log)
         if plan.summary:
             export_reports(results_dir, seeds, summary_dir, log)
+            book.build(results_dir, seeds, log=log)
             tracking.log_summary(tracker, results_dir, seeds, summary_dir, params.get("margin_pp"), log)
     log(f"done in {clock(time.monotonic() - start)}" + (f" {on_ray}" if on_ray else ""))
     log(produced(results_dir, seeds, summary_dir if plan.summary else None, plan.variant_names()))
