@@ -201,3 +201,16 @@ def test_weights_stored_after_the_flatbuffer_are_refused_and_inlined(tmp_path):
 
     inlined = tflite.predict(tflite.load(inline_buffers(outside)), x)
     assert np.array_equal(inlined, tflite.predict(tflite.load(plain), x))
+
+
+def test_an_int8_file_of_another_model_fails_parity_and_its_own_passes(keras_model, fp32_file, int8_file, images,
+                                                                        tmp_path):
+    import tensorflow as tf
+
+    from labkit.deploy.export import int8_parity
+
+    assert int8_parity(fp32_file, int8_file, images)["int8_median_relative_diff"] < 0.25
+    other = tf.keras.models.clone_model(keras_model)  # the same layers, initialised afresh
+    to_int8_tflite(other, images, tmp_path / "other-int8.tflite")
+    with pytest.raises(AssertionError, match="is not the trained one"):
+        int8_parity(fp32_file, tmp_path / "other-int8.tflite", images)

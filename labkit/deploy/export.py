@@ -164,12 +164,13 @@ def inline_buffers(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def int8_parity(fp32_path: Path, int8_path: Path, batch: np.ndarray, tolerance: float = 0.1) -> dict[str, float]:
+def int8_parity(fp32_path: Path, int8_path: Path, batch: np.ndarray, tolerance: float = 0.25) -> dict[str, float]:
     """The INT8 file against the FP32 file it came from, on one batch: per image, the largest output difference
-    relative to the spread of that image's FP32 outputs. INT8 rounds every activation, so outputs differ (by several
-    logits on the lab's classifier: 5 % of their spread in a typical image, 24 % in the worst of 64) and classes close
-    to a tie may flip; a file whose typical (median) image is off by more than `tolerance` is not the trained model,
-    and fails loudly."""
+    relative to the spread of that image's FP32 outputs. INT8 rounds every activation, so outputs differ (the lab's
+    classifier: 5 % of their spread in a typical image, 24 % in the worst of 64; barely trained tiny models: 1–11 %
+    typical) and classes close to a tie may flip. Another model of the same shape is 45–118 % off in a typical image
+    (measured on the tiny lab's pruned models and controls), so a file whose median image is off by more than
+    `tolerance` is not the trained model, and fails loudly."""
     from labkit.deploy import tflite
 
     fp32, int8 = (tflite.predict(tflite.load(p, kernels="builtin"), batch) for p in (fp32_path, int8_path))

@@ -233,11 +233,13 @@ def log_summary(tracker: Tracker | None, results_dir: Path, seeds: list[int], su
 
 
 def job_records(folder: Path, variants: list[str]) -> list[Record]:
-    """The records a notebook execution stands for: its variants, each after the base and the controls it was
-    measured against (the control its key names and, for a variant fine-tuned to recovery, the control after as
-    many steps). Records without a key (an older labkit's) are left out: a run makes them again."""
+    """The records a notebook execution stands for: its variants and their INT8 twins (structured pruning's), each
+    after the base and the controls it was measured against (the control its key names and, for a variant fine-tuned
+    to recovery, the control after as many steps). Records without a key (an older labkit's) are left out: a run
+    makes them again."""
     names: list[str] = []
-    for name in variants:
+    twins = [name.removesuffix("-fp32") + "-int8" for name in variants]
+    for name in [*variants, *(twin for twin in twins if read_record(folder, twin))]:
         record = read_record(folder, name) or {}
         controls = [((record.get("key") or {}).get("control") or {}).get("name"),
                     (record.get("vs_control") or {}).get("control")]
