@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from labkit import LabkitError, paths
-from labkit.parameters import check_lists
+from labkit import LabkitError, parameters, paths
 
 PAPERMILL = [sys.executable, "-m", "papermill", "--log-level", "ERROR"]
 
@@ -42,21 +41,24 @@ def test_folder_defaults_are_relative_to_the_project_not_the_caller(notebook: st
     assert folders and all(not v.strip("\"'").startswith(("..", "/")) for v in folders.values()), folders
 
 
-@pytest.mark.parametrize("value", ["[4]", 4, None])
+@pytest.mark.parametrize("value", ["[4]", "4"])
 def test_a_list_parameter_given_as_text_names_the_fix(value):
-    with pytest.raises(LabkitError, match=r"clusters must be a list.*-y \"clusters: "):
-        check_lists(clusters=value)
-    check_lists(clusters=[4], sparsities=(0.5,))
+    with pytest.raises(LabkitError, match=r"clusters=.* is refused \(Input should be a valid list; .* with -y\)"):
+        parameters.check("01_clustering", {"clusters": value})
+    assert parameters.check("02_pruning", {"sparsities": (0.5,)})["sparsities"] == [0.5]
 
 
 @pytest.mark.notebook
 @pytest.mark.own_lab(reason="papermill's own command line, stopped by the parameters check before any lab runs")
-def test_papermill_with_a_list_as_text_stops_in_one_line(tmp_path: Path):
+@pytest.mark.parametrize("name, value, refusal", [
+    ("clusters", "[4]", "parameter clusters='[4]' is refused (Input should be a valid list"),
+    ("fine_tune_epochs", "-1", "parameter fine_tune_epochs=-1 is refused (Input should be greater than or equal")])
+def test_papermill_with_a_bad_value_stops_in_one_line_before_the_data(tmp_path: Path, name, value, refusal):
     run = subprocess.run([*PAPERMILL, str(ROOT / "notebooks" / "01_clustering.ipynb"), str(tmp_path / "out.ipynb"),
-                          "-p", "clusters", "[4]", "-p", "results_dir", str(tmp_path / "results")],
+                          "-p", name, value, "-p", "results_dir", str(tmp_path / "results")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
-    assert "LabkitError: parameter clusters must be a list, not '[4]'" in run.stderr
+    assert f"LabkitError: {refusal}" in run.stderr
     assert "Traceback" not in _error_output(tmp_path / "out.ipynb")
     assert not (tmp_path / "results").exists()  # stopped before anything ran
 

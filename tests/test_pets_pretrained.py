@@ -44,7 +44,7 @@ def test_a_weights_file_is_the_backbone_and_only_the_head_and_top_blocks_train(t
 
 
 def test_a_missing_weights_file_is_one_line_before_training(tmp_path, pets_dir):
-    with pytest.raises(LabkitError, match="weights file .*nope.h5 does not exist"):
+    with pytest.raises(LabkitError, match=r"parameter weights=.*nope.h5 does not exist\): allowed imagenet, none"):
         runner.run(["clustered-4-fp32"], dataset="oxford-pets", dataset_root=str(pets_dir),
                    results_path=str(tmp_path / "results"), params={"weights": "nope.h5"}, log=lambda _: None)
     assert not (tmp_path / "results").exists()

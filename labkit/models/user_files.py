@@ -46,14 +46,6 @@ def check_structured_data(data: Descriptor) -> None:
                           f"{data.kind} dataset{shape}: use --dataset fashion-mnist or idx")
 
 
-def check_outputs(files: dict[str, str | None]) -> None:
-    """Every named output file must go into a folder that exists."""
-    for name, path in files.items():
-        if path and not Path(path).parent.is_dir():
-            raise LabkitError(f"--{name.replace('_', '-')} {path}: folder {Path(path).parent} does not exist; "
-                              "create it or name a file in an existing folder")
-
-
 def structured_problem(data: Descriptor) -> str | None:
     """Why the structured-pruning notebook cannot run on this dataset, or None when it can."""
     try:
@@ -71,11 +63,10 @@ def check_weights(weights: str | None) -> None:
 
 
 def check(data: Descriptor, model_path: str | None, course_files: dict[str, str], keras: bool,
-          structured: bool, image_size: int, weights: str | None = None) -> None:
-    """Everything a run reads or writes that the user named, checked before the first notebook starts (the dataset
-    itself was checked through when it was described: classes, empty class folders, unreadable images)."""
-    check_outputs({k: v for k, v in course_files.items() if k in COURSE_OUTPUTS})
-    check_weights(weights)
+          structured: bool, image_size: int) -> None:
+    """The files a run reads that the user named, loaded before the first notebook starts: whether they fit the data
+    (that they exist, and that output folders exist, labkit.parameters checked first; the dataset itself was checked
+    through when it was described: classes, empty class folders, unreadable images)."""
     if model_path and keras:
         check_keras_model(model_path, data.num_classes, f"the {data.label()} dataset", image_size)
     if structured:

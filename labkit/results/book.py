@@ -104,7 +104,7 @@ def _variant_names(found: dict[str, Path]) -> list[str]:
 def _copy_docs(docs: Path, source: Path) -> list[str]:
     """Copy the documentation pages, and the project's images they show, to where their links expect them."""
     pages = []
-    for page in sorted(Path(docs).glob("*.md")) if Path(docs).is_dir() else []:
+    for page in _in_readme_order(sorted(Path(docs).glob("*.md")) if Path(docs).is_dir() else []):
         target = source / "docs" / page.name
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(page, target)
@@ -115,6 +115,13 @@ def _copy_docs(docs: Path, source: Path) -> list[str]:
                 (source / image.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(image, source / image.relative_to(ROOT))
     return pages
+
+
+def _in_readme_order(pages: list[Path]) -> list[Path]:
+    """The pages in the order the README lists them (its Documentation section), any other after them."""
+    readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").is_file() else ""
+    listed = re.findall(r"\(docs/([\w-]+\.md)\)", readme.partition("## Documentation")[2])
+    return sorted(pages, key=lambda p: listed.index(p.name) if p.name in listed else len(listed))
 
 
 def _text(cell: Any) -> str:

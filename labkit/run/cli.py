@@ -137,7 +137,8 @@ def _stop(signum: int, frame: object) -> None:
 def _task_list() -> str:
     from labkit.run.runner import NAMED_TASKS
 
-    return "tasks:\n" + "\n".join(f"  {name:32s} {text}" for name, text in NAMED_TASKS.items())
+    tasks = "tasks:\n" + "\n".join(f"  {name:32s} {text}" for name, text in NAMED_TASKS.items())
+    return f"{tasks}\n\n{parameters.help_text()}"
 
 
 def build_parser() -> argparse.ArgumentParser:

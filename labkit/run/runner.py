@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from labkit import parameters
 from labkit.data import describe
 from labkit.errors import LabkitError, NotWritten
 from labkit.lock import hold_folder
@@ -244,11 +245,14 @@ def export_reports(results_dir: Path, seeds: list[int], summary_dir: Path, log) 
 
 
 def check_params(params: dict[str, Any], jobs: list[Job]) -> None:
-    """Every -p NAME must be a parameter of at least one notebook the run executes."""
+    """Every -p NAME must be a parameter of at least one notebook the run executes, and every job's values must pass
+    its notebook's schema (labkit.parameters), before anything runs."""
     known = {name for job in jobs for name in notebook_parameters(job.notebook)}
     if unknown := sorted(set(params) - known):
         raise LabkitError(f"unknown parameter {', '.join(unknown)}: the notebooks of this run take "
                           f"{', '.join(sorted(known))}")
+    for job in jobs:
+        parameters.check(job.notebook, job.parameters)
 
 
 def clock(seconds: float) -> str:
@@ -294,6 +298,11 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     if quick and test_dataset_fraction == 1.0:
         test_dataset_fraction = QUICK_TEST_FRACTION
     dataset_root, model_path = _absolute(dataset_root), _absolute(model_path)  # the notebooks run in notebooks/
+    params = dict(params or {})
+    if params.get("weights") not in (None, "none", "imagenet"):
+        params["weights"] = _absolute(str(params["weights"]))
+    options = {"dataset_root": dataset_root, "model_path": model_path, **course_files}
+    parameters.check_given({**{name: value for name, value in options.items() if value}, **params})
     data = describe(dataset, dataset_root, download_dataset)
     if plan.structured and (problem := user_files.structured_problem(data)):
         if any(t.startswith(("structured-", "tp-")) for spec in tasks for t in spec.split(",")) or _outputs(
@@ -303,9 +312,6 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
         plan.structured, plan.tp = [], []
     results_dir = Path(results_path or ROOT / "results" / (f"{data.kind}-quick" if quick else data.kind)).resolve()
     summary_dir = Path(summary_path or (SUMMARY if default else results_dir / "summary")).resolve()
-    params = dict(params or {})
-    if params.get("weights") not in (None, "none", "imagenet"):
-        params["weights"] = _absolute(str(params["weights"]))
     seeds = seeds_of(params, seeds)
     common = {"dataset": data.kind, "dataset_root": dataset_root, "download_dataset": download_dataset,
               "test_dataset_fraction": test_dataset_fraction, "results_dir": shown(results_dir),
@@ -314,8 +320,7 @@ def run(tasks: list[str] | None = None, dataset: str | None = None, dataset_root
     jobs = jobs_for(plan, common, seeds, data.sha256)
     check_params(params, jobs)
     keras = bool(plan.clustering_names() or plan.pruning_names())
-    user_files.check(data, model_path, course_files, keras, bool(plan.structured), params.get("image_size", 128),
-                     params.get("weights"))
+    user_files.check(data, model_path, course_files, keras, bool(plan.structured), params.get("image_size", 128))
     tracker = tracking.tracker_for(results_dir, tracking_uri, "local" if ray is None else "ray") if track else None
     about = {"tasks": tasks, "seeds": seeds, "dataset": data.kind, "dataset.sha256": data.sha256,
              "test_dataset_fraction": test_dataset_fraction, "force": force, **params}
