@@ -66,18 +66,21 @@ def test_corrupt_gzip_names_the_file(idx_dir):
 def test_missing_dataset_names_every_place_and_the_fix(no_data_anywhere, monkeypatch):
     monkeypatch.setenv("LABKIT_DATA", str(no_data_anywhere / "mine"))
     with pytest.raises(LabkitError) as err:
-        load_fashion_mnist(no_data_anywhere / "given")
+        load_fashion_mnist()
     message = str(err.value)
     assert "\n" not in message
-    for place in ("given", "mine", "debian", "cache"):
+    for place in ("mine", "debian", "cache"):
         assert place in message
     assert "--download-dataset" in message and "dataset-fashion-mnist" in message
+    with pytest.raises(LabkitError, match="no Fashion-MNIST in .*given .*leave out --dataset-root") as named:
+        load_fashion_mnist(no_data_anywhere / "given")  # a folder the user named: the only place looked in
+    assert "mine" not in str(named.value)
 
 
 def test_cli_reports_missing_dataset_in_one_line(no_data_anywhere, capsys):
     assert main(["data", "--dataset-root", str(no_data_anywhere / "nope")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: Fashion-MNIST not found") and err.count("\n") == 1
+    assert err.startswith("error: no Fashion-MNIST in ") and err.count("\n") == 1
 
 
 def test_subset_and_split_are_seeded(idx_dir):
@@ -141,3 +144,12 @@ def test_real_pets_sample():
     assert data.class_names[:2] == ["Abyssinian", "american_bulldog"] and len(data.class_names) == 37
     assert (len(data.x_train), len(data.x_test)) == (300, 298)
     assert np.bincount(np.concatenate([data.y_train, data.y_test]), minlength=37)[[0, 1, 5]].tolist() == [198, 200, 200]
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian dataset-fashion-mnist not installed")
+def test_a_named_folder_without_the_data_is_refused_not_replaced_by_the_packaged_one(tmp_path):
+    from labkit.data import describe
+
+    with pytest.raises(LabkitError, match=r"no Fashion-MNIST in .*: name the folder that holds its four IDX files"):
+        describe("fashion-mnist", tmp_path)
+    assert describe("fashion-mnist").root == DEBIAN_FASHION  # named no folder: the packaged data

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,12 @@ HOW_TO_GET = ("pass --download-dataset (download=True), or install the Debian pa
 
 
 def candidate_dirs(root: str | Path | None = None) -> list[Path]:
-    """The folders searched, in order: explicit root (or torchvision's `<root>/FashionMNIST/raw`, where the course's
-    structured-pruning script downloads it), $LABKIT_DATA, the Debian package, the user cache."""
-    dirs = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root else []
+    """The folders searched, in order: a root the user named (or torchvision's `<root>/FashionMNIST/raw`, where the
+    course's structured-pruning script downloads it) and nothing else; without one, $LABKIT_DATA, the Debian
+    package, the user cache."""
+    if root:
+        return [Path(root), Path(root) / "FashionMNIST" / "raw"]
+    dirs = []
     if os.environ.get("LABKIT_DATA"):
         env = Path(os.environ["LABKIT_DATA"])
         dirs += [env / "fashion-mnist", env]
@@ -52,10 +54,11 @@ def find_fashion_mnist(root: str | Path | None = None) -> Path:
     looked = candidate_dirs(root)
     for folder in looked:
         if all(_file_in(folder, stem) for stem in FILES):
-            if root and not folder.is_relative_to(root):
-                warnings.warn(f"no Fashion-MNIST in {root}; using {folder}", stacklevel=2)
             return folder
     places = ", ".join(str(p) for p in looked)
+    if root:
+        raise LabkitError(f"no Fashion-MNIST in {root} (looked in {places}): name the folder that holds its four IDX "
+                          "files, or leave out --dataset-root to use $LABKIT_DATA, the Debian package or the cache")
     raise LabkitError(f"Fashion-MNIST not found (looked in {places}): {HOW_TO_GET}")
 
 

@@ -29,8 +29,11 @@ BREEDS = ("Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset
 
 
 def candidate_dirs(root: str | Path | None = None) -> list[Path]:
-    """The folders searched, in order: explicit root, $LABKIT_DATA/oxford-iiit-pet, the user cache."""
-    dirs = [Path(root)] if root else []
+    """The folders searched, in order: a root the user named and nothing else; without one,
+    $LABKIT_DATA/oxford-iiit-pet, the user cache."""
+    if root:
+        return [Path(root)]
+    dirs = []
     if os.environ.get("LABKIT_DATA"):
         dirs.append(Path(os.environ["LABKIT_DATA"]) / "oxford-iiit-pet")
     return dirs + [cache_dir("oxford-iiit-pet")]
@@ -41,8 +44,6 @@ def find_pets(root: str | Path | None = None) -> Path:
     looked = candidate_dirs(root)
     for folder in looked:
         if (folder / "images").is_dir() and (folder / "annotations" / "list.txt").is_file():
-            if root and folder != Path(root):
-                warnings.warn(f"no Oxford-IIIT Pet in {root}; using {folder}", stacklevel=2)
             return folder
     raise LabkitError(f"Oxford-IIIT Pet not found (looked in {', '.join(map(str, looked))}): pass "
                       "--download-dataset (download=True) or --dataset-root to a folder in the official layout")
