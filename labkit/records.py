@@ -115,6 +115,12 @@ def digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(plain(key), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def fingerprint(record: Record) -> str:
+    """A record's fingerprint as its file holds it: without the TFLM measurement load_records attaches ("micro"), so
+    a record read either way is the same record (MLflow runs are found by it)."""
+    return digest({k: v for k, v in record.items() if k != "micro"})
+
+
 @dataclass
 class Context:
     """What every record of one run shares: the data, the selection, the seed, the libraries, and the base model

@@ -69,7 +69,7 @@ def carries(run, record: records.Record, where: str = "local") -> None:
     tags = run.data.tags
     assert (tags["method"], tags["variant"], tags["seed"], tags["labkit.where"]) == (
         record["method"], record["name"], str(key["seed"]), where)
-    assert tags[tracking.KEY_TAG] == records.digest(key) and tags[tracking.RECORD_TAG] == records.digest(record)
+    assert tags[tracking.KEY_TAG] == records.digest(key) and tags[tracking.RECORD_TAG] == records.fingerprint(record)
 
 
 def artifact_names(uri: str, run, folder: str | None = None) -> set[str]:
@@ -105,10 +105,10 @@ def test_a_lab_run_logs_every_record_as_a_run_under_one_parent_with_the_summary(
     logged = complete(runs)
     assert len(runs) == len(found) + len(parents) and len(logged) == len(found)
     for record in found:
-        run = logged[records.digest(record)]
+        run = logged[records.fingerprint(record)]
         carries(run, record)
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
-    by_name = {r["name"]: logged[records.digest(r)] for r in found}
+    by_name = {r["name"]: logged[records.fingerprint(r)] for r in found}
     assert artifact_names(uri, by_name["clustered-16-fp32"]) == {
         "clustered-16-fp32.tflite", "clustered-16-fp32-metrics.md", "clustered-16-fp32-confusion-matrix.png",
         "clustered-16-fp32.json"}
@@ -129,7 +129,7 @@ def test_a_rerun_logs_what_is_missing_and_nothing_twice(tiny_lab, tmp_path):
     assert sum(line.startswith("skip ") for line in first) == 3, first
     uri = tracking.default_store(folder)[0]
     found = records.load_records(folder / "seed-42")
-    assert set(complete(runs_in(uri))) == {records.digest(r) for r in found}
+    assert set(complete(runs_in(uri))) == {records.fingerprint(r) for r in found}
     rerun(folder, tiny_lab)
     runs = runs_in(uri)
     assert len(complete(runs)) == len(found) and len(runs) == len(found) + 2  # and a second parent, without runs
@@ -278,12 +278,12 @@ def test_a_server_stopped_mid_run_costs_one_warning_and_labkit_track_catches_up(
     with Server(store, port) as server:
         runs = runs_in(server.uri)
         logged = complete(runs)
-        assert set(logged) == {records.digest(found[name]) for name in first}
+        assert set(logged) == {records.fingerprint(found[name]) for name in first}
         for name in first:
-            carries(logged[records.digest(found[name])], found[name])
+            carries(logged[records.fingerprint(found[name])], found[name])
         parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
         assert {r.data.tags["mlflow.parentRunId"] for r in logged.values()} == {parent.info.run_id}
         tracker = tracking.tracker_for(folder, server.uri)
         assert tracking.track(folder, tracker) == (len(second), len(found)) and not tracker.failed
-        assert set(complete(runs_in(server.uri))) == {records.digest(r) for r in found.values()}
+        assert set(complete(runs_in(server.uri))) == {records.fingerprint(r) for r in found.values()}
         assert tracking.track(folder, tracking.tracker_for(folder, server.uri)) == (0, len(found))

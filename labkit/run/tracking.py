@@ -32,7 +32,7 @@ from typing import Any
 import labkit
 from labkit.files import read_json
 from labkit.paths import shown
-from labkit.records import Record, digest, family, load_records, read_record
+from labkit.records import Record, digest, family, fingerprint, load_records, read_record
 from labkit.results.stats import MARGIN_PP
 
 STORE = "mlflow"  # the default store's folder in the results folder
@@ -45,7 +45,8 @@ ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACK
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development",
                    "mlflow.note.content": "Every variant of the labkit lab as a run, under the lab run that made it."}
 PARAM_LENGTH, NAME_LENGTH = 6000, 250  # MLflow's limits: a parameter's value, a name
-NOT_LOGGED = ("name", "method", "params", "files", "created", "key", "dataset")  # logged as tags, settings, key
+NOT_LOGGED = ("name", "method", "params", "files", "created", "key", "dataset",  # logged as tags, settings, key
+              "micro")  # TFLM's measurement: beside the record, not in it (load_records attaches it)
 # A record's headline numbers under the names users search for; the other numbers of these groups lose the group's
 # prefix (`size.zipped_bytes` -> `zipped_bytes`), latency's gain `latency_`; every other number keeps its path.
 RENAMED = {"accuracy_interval.low": "accuracy_ci_low", "accuracy_interval.high": "accuracy_ci_high",
@@ -156,7 +157,7 @@ class Tracker:
     def logged(self, record: Record) -> bool:
         """Whether the tracker holds a complete run of this record (one that carries its digest)."""
         return bool(_client(self.uri).search_runs([self.experiment(record["key"]["dataset"]["name"])],
-                                                  f"tags.`{RECORD_TAG}` = '{digest(record)}'", max_results=1))
+                                                  f"tags.`{RECORD_TAG}` = '{fingerprint(record)}'", max_results=1))
 
     def _log_one(self, folder: Path, record: Record) -> None:
         client, key = _client(self.uri), record["key"]
@@ -172,7 +173,7 @@ class Tracker:
         client.log_batch(run.info.run_id, metrics=_metrics(numbers, end), params=_params({**described, **key}))
         for path in artifacts(folder, record):
             client.log_artifact(run.info.run_id, str(path))
-        client.set_tag(run.info.run_id, RECORD_TAG, digest(record))  # last: the run is complete
+        client.set_tag(run.info.run_id, RECORD_TAG, fingerprint(record))  # last: the run is complete
         client.set_terminated(run.info.run_id, "FINISHED", end_time=end)
 
 
