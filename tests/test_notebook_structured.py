@@ -6,6 +6,7 @@ import json
 
 import onnx
 import pytest
+from conftest import TINY_LAB
 
 from labkit.deploy import tflite
 from labkit.deploy.netron import find_chromium
@@ -166,5 +167,5 @@ def test_every_tflite_file_of_the_notebook_ran_under_tflm(structured_run):
     assert {"torch-base-fp32", "torch-control-fp32", "structured-0.5", "structured-0.5-int8",
             "tp-taylor-0.5-int8"} <= measured
     twin = records["structured-0.5-int8"]["micro"]
-    assert twin["runs"] and twin["arena_bytes"] > 0 and twin["sample"] == 200
+    assert twin["runs"] and twin["arena_bytes"] > 0 and twin["sample"] == TINY_LAB["micro_samples"]
     assert twin["vs_litert_builtin"]["same_class"] >= 0.9 * twin["sample"]

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN_FASHION, TINY_LAB, TINY_TASKS, needs, notebook_tasks
+from conftest import DEBIAN_FASHION, TINY_KERAS_LAB, TINY_LAB, TINY_TASKS, needs, notebook_tasks
 
 from labkit import records
 from labkit.deploy.netron import free_port
@@ -21,7 +21,7 @@ from labkit.run import runner, tracking
 
 # The Keras notebooks' tiny scale: TINY_LAB less the structured notebook's parameters, which a run of Keras tasks
 # refuses as unknown.
-TINY = {"train_samples": 300, "base_epochs": 1, "fine_tune_epochs": 1}
+TINY = TINY_KERAS_LAB
 
 
 def runs_in(uri: str) -> list:
